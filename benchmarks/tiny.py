@@ -1,0 +1,31 @@
+"""The built-in tiny benchmark: a few prompts in the style of each benchmark of the harness, written by us.
+
+It needs no download, so the default run and the tests work anywhere. Prompts live in
+``benchmarks/data/tiny.yaml``. Metadata keys:
+    style: which benchmark the prompt imitates (rolebench, dvmp, abc6k, attend_and_excite, winobias, i2p,
+        correlated_pairs, coco30k).
+    plus, per style, the keys that benchmark documents (e.g. RoleBench ``subject``/``relation``/``object``,
+    Attend-and-Excite ``subject_words``, Winobias ``occupation``, correlated pairs ``target_word``).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import yaml
+from t2ibench.benchmarks import BENCHMARKS
+
+from t2ibench.prompt import Prompt
+
+
+@BENCHMARKS.register("tiny")
+def load_tiny(styles: list[str] | None = None) -> list[Prompt]:
+    """All tiny prompts, or those whose ``style`` is in ``styles``."""
+    text = resources.files("t2ibench.benchmarks").joinpath("data/tiny.yaml").read_text(encoding="utf-8")
+    rows = yaml.safe_load(text)["prompts"]
+    prompts = [
+        Prompt(id=row["id"], text=row["text"], benchmark="tiny", metadata=row.get("metadata", {})) for row in rows
+    ]
+    if styles:
+        prompts = [p for p in prompts if p.metadata.get("style") in set(styles)]
+    return prompts

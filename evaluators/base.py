@@ -1,0 +1,120 @@
+"""The evaluator interface: cached per-image scoring and aggregation into table cells.
+
+Rows are keyed by (prompt_id, seed, image_sha256, eval_key). ``eval_key`` is a hash of the evaluator's
+config without its runtime keys (batch size, device), plus the evaluator's ``version``: a re-run scores
+only images that have no row under the current key, and a changed backbone or convention scores afresh
+instead of reusing stale numbers. The configs behind each key are kept in ``scores/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from t2ibench.hashing import stable_hash
+from t2ibench.run_store import SCORE_KEY_COLUMNS, RunStore
+from t2ibench.stats import Cell, mean_cell
+
+log = logging.getLogger(__name__)
+
+
+class Evaluator:
+    """Base class of evaluators.
+
+    Subclasses set ``name``, ``metrics`` (the per-image columns that :meth:`aggregate` averages by default)
+    and ``version`` (bump it when the scoring code changes numbers), and implement :meth:`score`.
+    """
+
+    name: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ()
+    version: ClassVar[str] = "1"
+    runtime_keys: ClassVar[tuple[str, ...]] = ("batch_size", "chunk_size", "device", "progress")
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        self.cfg = dict(cfg)
+
+    # -- keys and provenance --------------------------------------------------------------------
+    def eval_config(self) -> dict[str, Any]:
+        """Everything that changes the numbers (recorded with every row under :attr:`eval_key`)."""
+        config = {k: v for k, v in self.cfg.items() if k not in self.runtime_keys}
+        return {**config, "evaluator": self.name, "evaluator_version": self.version}
+
+    @property
+    def eval_key(self) -> str:
+        return stable_hash(self.eval_config())
+
+    # -- scoring --------------------------------------------------------------------------------
+    def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One dict of metric values per record (same order). Implemented by subclasses."""
+        raise NotImplementedError
+
+    def evaluate(self, store: RunStore, keys: Sequence[tuple[str, int]] | None = None) -> Any:
+        """Score the samples of ``store`` (only ``keys`` = (prompt_id, seed) pairs, if given) that have no
+        row under the current key; return their current rows.
+
+        Rows are written after every ``chunk_size`` images (atomic rewrite), so an interrupted scoring
+        resumes where it stopped.
+        """
+        import pandas as pd
+        from tqdm.auto import tqdm
+
+        key = self.eval_key
+        existing = store.read_scores(self.name)
+        done = set()
+        if len(existing):
+            mine = existing[existing["eval_key"] == key]
+            done = set(zip(mine["prompt_id"], mine["seed"].astype(int), mine["image_sha256"], strict=True))
+        samples = store.samples(keys)
+        todo = [r for r in samples if (r["prompt"]["id"], int(r["seed"]), r["image_sha256"]) not in done]
+        chunk = max(1, int(self.cfg.get("chunk_size", 256)))
+        frames = [existing] if len(existing) else []
+        progress = tqdm(
+            total=len(todo),
+            desc=f"score {self.name}",
+            unit="img",
+            disable=not todo or not self.cfg.get("progress", True),
+        )
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            values = self.score(store, part)
+            rows = [
+                {
+                    "prompt_id": r["prompt"]["id"],
+                    "seed": int(r["seed"]),
+                    "image_sha256": r["image_sha256"],
+                    "eval_key": key,
+                    **v,
+                }
+                for r, v in zip(part, values, strict=True)
+            ]
+            frames.append(pd.DataFrame(rows))
+            existing = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            frames = [existing]
+            store.write_scores(self.name, existing, key, self.eval_config())
+            progress.update(len(part))
+        progress.close()
+        if todo:
+            log.info("%s: scored %d new images in %s", self.name, len(todo), store.path)
+        return self.current_rows(existing, samples)
+
+    def current_rows(self, frame: Any, samples: Sequence[Mapping[str, Any]]) -> Any:
+        """Rows under the current key whose image hash is that of the current sample."""
+        import pandas as pd
+
+        if not len(frame):
+            return frame
+        current = {(r["prompt"]["id"], int(r["seed"])): r["image_sha256"] for r in samples}
+        matches = [
+            key == self.eval_key and current.get((p, int(s))) == h
+            for key, p, s, h in zip(
+                frame["eval_key"], frame["prompt_id"], frame["seed"], frame["image_sha256"], strict=True
+            )
+        ]
+        mask = pd.Series(matches, index=frame.index, dtype=bool)
+        return frame[mask].sort_values(SCORE_KEY_COLUMNS[:2]).reset_index(drop=True)
+
+    # -- aggregation ----------------------------------------------------------------------------
+    def aggregate(self, frame: Any) -> list[Cell]:
+        """Table cells from per-image rows (default: mean and 95% CI of each of :attr:`metrics`)."""
+        return [mean_cell(metric, frame[metric].tolist() if len(frame) else []) for metric in self.metrics]

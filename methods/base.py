@@ -1,0 +1,86 @@
+"""The method interface and the pieces every adapter shares.
+
+* :class:`Method`: ``generate(pipe, prompts, seeds) -> images`` and an optional
+  ``prepare(pipe, prompts, cache)`` for methods that train.
+* :func:`make_batches`: the fixed batching rule. The (prompt, seed) items of a cell are listed in the
+  benchmark's prompt order, seeds inner, and cut into consecutive chunks of ``batch_size``. The rule
+  depends only on that list and the batch size, so a re-run or a resumed run rebuilds the same batches
+  and hence the same bytes.
+* :func:`seeded_generators`: one CPU ``torch.Generator`` per image, seeded with the image's seed.
+  diffusers draws the initial latent of each image from its own generator, so an image does not depend
+  on the batch it is in (batched kernels can still round differently at float precision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from t2ibench.errors import T2IBenchError
+from t2ibench.prompt import Prompt
+
+
+def make_batches(items: Sequence[Any], batch_size: int) -> list[list[Any]]:
+    """Consecutive chunks of ``batch_size`` items (the last may be shorter)."""
+    if int(batch_size) < 1:
+        raise T2IBenchError(f"run.batch_size must be >= 1, got {batch_size}")
+    size = int(batch_size)
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def seeded_generators(seeds: Sequence[int]) -> list[Any]:
+    """One CPU generator per image (CPU so that GPU and CPU runs start from the same noise)."""
+    import torch
+
+    return [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+
+
+def apply_scheduler(pipe: Any, scheduler: str | None) -> None:
+    """Use the diffusers scheduler class ``scheduler`` (built from the model's own scheduler config),
+    or restore the model's original scheduler when None."""
+    import diffusers
+
+    original = getattr(pipe, "_t2ibench_original_scheduler", pipe.scheduler)
+    if not scheduler:
+        pipe.scheduler = original
+        return
+    cls = getattr(diffusers, scheduler, None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise T2IBenchError(f"generation.scheduler '{scheduler}' is not a diffusers scheduler class")
+    pipe.scheduler = cls.from_config(original.config)
+
+
+class Method:
+    """Base class of method adapters.
+
+    Args:
+        cfg: the method config (``conf/method/<name>.yaml`` after overrides).
+        generation: the resolved generation config: ``scheduler`` (class name or None), ``num_inference_steps``,
+            ``guidance_scale``, ``height``, ``width``, ``negative_prompt``.
+
+    Subclasses set ``name`` and ``supported_pipelines`` (diffusers pipeline class names; empty = any) and
+    implement :meth:`generate`. Methods that train override :meth:`prepare` and store their weights with
+    :class:`t2ibench.trained_weights.TrainedWeightsCache`.
+    """
+
+    name: ClassVar[str] = ""
+    supported_pipelines: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: Mapping[str, Any], generation: Mapping[str, Any]):
+        self.cfg = dict(cfg)
+        self.generation = dict(generation)
+
+    def check_pipeline(self, pipe: Any) -> None:
+        """Refuse a pipeline architecture the method does not support, naming the supported ones."""
+        kind = type(pipe).__name__
+        if self.supported_pipelines and kind not in self.supported_pipelines:
+            raise T2IBenchError(
+                f"method '{self.name}' does not support {kind}; supported pipelines: {', '.join(self.supported_pipelines)}"
+            )
+
+    def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: Any) -> None:
+        """Train or load what the method needs before generating (default: nothing)."""
+
+    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int]) -> list[Any]:
+        """One PIL image per (prompts[i], seeds[i]) pair."""
+        raise NotImplementedError

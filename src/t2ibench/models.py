@@ -1,0 +1,154 @@
+"""Loading the text-to-image pipeline a run uses, once per process.
+
+``model`` config (``conf/model/*.yaml``):
+    name: label used in the run store and tables.
+    source: ``tiny`` (built in-process, see :mod:`t2ibench.tiny_models`), ``hub`` (``id`` at a pinned
+        ``revision``) or ``local`` (``path``, a folder written by ``save_pretrained``).
+    id, revision, path, variant: where the weights are. ``revision`` should be a commit hash.
+    pipeline: ``auto`` (``AutoPipelineForText2Image``, which covers SD-1.x, SD-2.x, SDXL, SD3/3.5, AuraFlow,
+        FLUX) or a diffusers pipeline class name.
+    dtype: ``auto`` (float16 on CUDA, float32 on CPU), ``float32``, ``float16`` or ``bfloat16``.
+    device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
+    generation_defaults: the model card's sampler settings (scheduler, steps, guidance, size), used for
+        every ``generation.*`` value left null.
+    tiny only: seed, tokenizer (``tiny`` or ``clip-bpe``), tokenizer_bpe_path, attn_sharpen.
+
+Weights are never loaded with ``trust_remote_code`` and always from safetensors. When they are not
+available offline, the error says how to point ``model.path`` at a local copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from t2ibench.errors import T2IBenchError
+from t2ibench.hashing import stable_hash
+
+log = logging.getLogger(__name__)
+
+_CACHE: dict[str, Any] = {}
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# Keys of the model config that do not change the weights or numerics (left out of cache and store keys).
+RUNTIME_KEYS = ("device", "generation_defaults")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    """``auto`` -> float16 on CUDA, float32 elsewhere; names map to torch dtypes."""
+    import torch
+
+    if dtype == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    except KeyError:
+        raise T2IBenchError(f"unknown dtype '{dtype}'; valid dtypes: auto, bfloat16, float16, float32") from None
+
+
+def model_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the model config that determines the weights and numerics (no device)."""
+    identity = {k: v for k, v in dict(cfg).items() if k not in RUNTIME_KEYS}
+    if identity.get("source") == "tiny":
+        from t2ibench.tiny_models import TINY_MODEL_VERSION
+
+        identity["tiny_model_version"] = TINY_MODEL_VERSION
+    return identity
+
+
+def load_pipeline(cfg: Mapping[str, Any]):
+    """The diffusers pipeline for ``cfg``, built once per process and cached by its identity."""
+    cfg = dict(cfg)
+    device = resolve_device(cfg.get("device", "auto"))
+    key = stable_hash({**model_identity(cfg), "device": device}, 16)
+    if key not in _CACHE:
+        pipe = _build(cfg, device)
+        pipe._t2ibench_original_scheduler = pipe.scheduler  # restored per run: a cell may swap the sampler
+        _CACHE[key] = pipe
+    return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Drop the loaded pipelines (tests, memory)."""
+    _CACHE.clear()
+
+
+def _build(cfg: dict[str, Any], device: str):
+    source = cfg.get("source", "hub")
+    dtype = resolve_dtype(cfg.get("dtype", "auto"), device)
+    if source == "tiny":
+        from t2ibench.tiny_models import build_tiny_sd_pipeline, tiny_tokenizer
+
+        tokenizer = tiny_tokenizer(cfg.get("tokenizer", "tiny"), cfg.get("tokenizer_bpe_path"))
+        pipe = build_tiny_sd_pipeline(int(cfg.get("seed", 0)), tokenizer, float(cfg.get("attn_sharpen", 4.0)))
+        return pipe.to(device=device, dtype=dtype)
+    if source not in ("hub", "local"):
+        raise T2IBenchError(f"unknown model.source '{source}'; valid sources: hub, local, tiny")
+    where = cfg.get("path") if source == "local" else cfg.get("id")
+    if not where:
+        raise T2IBenchError(
+            f"model '{cfg.get('name')}': source={source} needs model.{'path' if source == 'local' else 'id'}"
+        )
+    pipeline_class = _pipeline_class(cfg.get("pipeline", "auto"))
+    kwargs: dict[str, Any] = {"torch_dtype": dtype, "use_safetensors": True}
+    if cfg.get("variant"):
+        kwargs["variant"] = cfg["variant"]
+    resolved = None
+    try:
+        if source == "hub":
+            from diffusers import DiffusionPipeline
+
+            revision = cfg.get("revision") or "main"
+            if not _COMMIT_RE.match(revision):
+                log.warning(
+                    "model '%s': revision %r is not a commit hash; pin one for reproducible runs",
+                    cfg.get("name"),
+                    revision,
+                )
+            where = DiffusionPipeline.download(
+                where, revision=revision, **{k: v for k, v in kwargs.items() if k != "torch_dtype"}
+            )
+            resolved = Path(where).name  # the hub cache names snapshot folders by commit hash
+        pipe = pipeline_class.from_pretrained(where, **kwargs)
+    except (OSError, ValueError) as err:
+        raise T2IBenchError(_missing_weights_message(cfg, source, cfg.get("path") or cfg.get("id"), err)) from None
+    pipe._t2ibench_resolved_revision = resolved if resolved and _COMMIT_RE.match(resolved) else None
+    if getattr(pipe, "safety_checker", None) is not None:
+        # Benchmarks score raw model outputs (the I2P protocol evaluates unfiltered images).
+        pipe.safety_checker = None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def _pipeline_class(name: str):
+    import diffusers
+
+    if name == "auto":
+        return diffusers.AutoPipelineForText2Image
+    cls = getattr(diffusers, name, None)
+    if cls is None or not hasattr(cls, "from_pretrained"):
+        raise T2IBenchError(f"model.pipeline '{name}' is not a diffusers pipeline class")
+    return cls
+
+
+def _missing_weights_message(cfg: Mapping[str, Any], source: str, where: str, err: Exception) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if source == "local":
+        return f"cannot load model '{cfg.get('name')}' from model.path={where}: {first}"
+    revision = cfg.get("revision") or "main"
+    return (
+        f"weights for model '{cfg.get('name')}' ({where}@{revision}) are not available offline ({first}). "
+        f"On a machine with internet run `huggingface-cli download {where} --revision {revision} --local-dir DIR`, "
+        "copy DIR here and run with model.source=local model.path=DIR (or fill the Hugging Face cache and unset HF_HUB_OFFLINE)"
+    )

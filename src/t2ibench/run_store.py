@@ -1,0 +1,199 @@
+"""The run store: one folder per (model, method, benchmark, generation config[, shard]) cell.
+
+Layout::
+
+    <run.root>/<model>/<method>/<benchmark>/<gen_hash>[/shard-<i>-of-<k>]/
+        cell.json          the generation config that ``gen_hash`` hashes, and the labels
+        images/<prompt_id>/<seed>.png
+        samples.jsonl      one JSON object per image (see :meth:`RunStore.sample_record`)
+        scores/<evaluator>.csv   per-image score rows, keyed by (prompt_id, seed, image_sha256, eval_key)
+        scores/<evaluator>.json  the evaluator configs behind each eval_key
+
+``gen_hash`` is a short hash of everything that changes an image (model identity and revision, method
+config, resolved generation config), so a changed guidance or step count never reuses stale images.
+Seeds, the prompt subset and the batch size are not in it: images are keyed by prompt id and seed,
+and the batch size is recorded per image.
+
+Writes are atomic (temporary file + rename). ``samples.jsonl`` is appended one whole line at a time; a
+line cut by a kill is dropped on reading. An image counts as done when its PNG exists **and** its record
+is in ``samples.jsonl``; re-runs skip done images and already-scored rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from t2ibench.atomic import append_line, atomic_write_bytes, atomic_write_json, remove_stale_temporaries
+from t2ibench.errors import T2IBenchError
+from t2ibench.hashing import stable_hash
+from t2ibench.prompt import Prompt
+
+log = logging.getLogger(__name__)
+
+SCORE_KEY_COLUMNS = ["prompt_id", "seed", "image_sha256", "eval_key"]
+
+
+def cell_path(
+    root: str | Path, model: str, method: str, benchmark: str, gen_hash: str, shard: str | None = None
+) -> Path:
+    """The folder of a cell (see the module docstring)."""
+    path = Path(root) / model / method / benchmark / gen_hash
+    return path / shard if shard else path
+
+
+def shard_label(index: int, count: int) -> str | None:
+    """``shard-<i>-of-<k>``, or None for an unsharded run (count 1)."""
+    return None if count <= 1 else f"shard-{index}-of-{count}"
+
+
+class RunStore:
+    """Images, sample records and score rows of one cell (see the module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._records: dict[tuple[str, int], dict[str, Any]] | None = None
+
+    # -- creation -------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        root: str | Path,
+        labels: Mapping[str, str],
+        generation_config: Mapping[str, Any],
+        shard: str | None = None,
+    ) -> RunStore:
+        """Open (creating if needed) the cell for ``labels`` (model/method/benchmark) and the config."""
+        gen_hash = stable_hash(generation_config)
+        path = cell_path(root, labels["model"], labels["method"], labels["benchmark"], gen_hash, shard)
+        store = cls(path)
+        meta = {"labels": dict(labels), "gen_hash": gen_hash, "generation_config": generation_config, "shard": shard}
+        if store.meta_path.exists():
+            existing = json.loads(store.meta_path.read_text())
+            if existing.get("gen_hash") != gen_hash:
+                raise T2IBenchError(
+                    f"{store.meta_path}: belongs to another generation config (hash {existing.get('gen_hash')})"
+                )
+        else:
+            atomic_write_json(store.meta_path, meta)
+        removed = remove_stale_temporaries(path)
+        if removed:
+            log.info("removed %d half-written temporary files from an interrupted run in %s", removed, path)
+        return store
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / "cell.json"
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path / "samples.jsonl"
+
+    @property
+    def scores_dir(self) -> Path:
+        return self.path / "scores"
+
+    def meta(self) -> dict[str, Any]:
+        """The contents of ``cell.json``."""
+        return json.loads(self.meta_path.read_text())
+
+    # -- images and samples ---------------------------------------------------------------------
+    @staticmethod
+    def image_relpath(prompt_id: str, seed: int) -> str:
+        return f"images/{prompt_id}/{int(seed)}.png"
+
+    def image_path(self, prompt_id: str, seed: int) -> Path:
+        return self.path / self.image_relpath(prompt_id, seed)
+
+    def records(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """Sample records by (prompt_id, seed); the last line wins, a cut last line is dropped."""
+        if self._records is None:
+            self._records = {}
+            if self.samples_path.exists():
+                raw = self.samples_path.read_bytes()
+                lines = raw.split(b"\n")
+                if not raw.endswith(b"\n") and lines[-1]:
+                    log.warning("%s: dropping a last line cut by an interrupted write", self.samples_path)
+                for line in lines[:-1]:
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        log.warning("%s: skipping an unreadable line", self.samples_path)
+                        continue
+                    self._records[(record["prompt"]["id"], int(record["seed"]))] = record
+                if not raw.endswith(b"\n") and lines[-1]:
+                    atomic_write_bytes(self.samples_path, b"\n".join(lines[:-1]) + b"\n" if len(lines) > 1 else b"")
+        return self._records
+
+    def is_done(self, prompt: Prompt, seed: int) -> bool:
+        """True when the image and its record exist (and the record is for the same prompt text)."""
+        record = self.records().get((prompt.id, int(seed)))
+        if record is None or not self.image_path(prompt.id, seed).exists():
+            return False
+        if record["prompt"]["text"] != prompt.text:
+            raise T2IBenchError(
+                f"{self.samples_path}: prompt '{prompt.id}' has text {record['prompt']['text']!r} here but "
+                f"{prompt.text!r} now; the benchmark changed under the same id (use a new run.root)"
+            )
+        return True
+
+    def write_sample(self, prompt: Prompt, seed: int, image: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """Save ``image`` (PIL) as PNG atomically, then append its record; returns the record."""
+        import hashlib
+
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        data = buffer.getvalue()
+        atomic_write_bytes(self.image_path(prompt.id, seed), data)
+        record = {
+            "prompt": prompt.to_dict(),
+            "seed": int(seed),
+            "image": self.image_relpath(prompt.id, seed),
+            "image_sha256": hashlib.sha256(data).hexdigest(),
+            **extra,
+        }
+        append_line(self.samples_path, json.dumps(record, sort_keys=True))
+        self.records()[(prompt.id, int(seed))] = record
+        return record
+
+    def samples(self, keys: Iterable[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
+        """Records in a stable order (prompt id, seed), optionally only ``keys``."""
+        records = self.records()
+        wanted = sorted(records) if keys is None else [k for k in keys if k in records]
+        return [records[k] for k in wanted]
+
+    def load_image(self, record: Mapping[str, Any]):
+        """The PIL image (RGB) of a sample record."""
+        from PIL import Image
+
+        with Image.open(self.path / record["image"]) as image:
+            return image.convert("RGB")
+
+    # -- scores ---------------------------------------------------------------------------------
+    def scores_path(self, evaluator: str) -> Path:
+        return self.scores_dir / f"{evaluator}.csv"
+
+    def read_scores(self, evaluator: str):
+        """All score rows of ``evaluator`` (every eval_key) as a DataFrame (empty if none)."""
+        import pandas as pd
+
+        path = self.scores_path(evaluator)
+        if not path.exists():
+            return pd.DataFrame(columns=SCORE_KEY_COLUMNS)
+        return pd.read_csv(path, dtype={"prompt_id": str, "image_sha256": str, "eval_key": str})
+
+    def write_scores(self, evaluator: str, frame, eval_key: str, eval_config: Mapping[str, Any]) -> None:
+        """Replace the score file atomically with ``frame`` and record ``eval_config`` under ``eval_key``."""
+        frame = frame.sort_values(SCORE_KEY_COLUMNS, kind="stable").reset_index(drop=True)
+        atomic_write_bytes(self.scores_path(evaluator), frame.to_csv(index=False).encode("utf-8"))
+        configs_path = self.scores_dir / f"{evaluator}.json"
+        configs = json.loads(configs_path.read_text()) if configs_path.exists() else {}
+        if configs.get(eval_key) != eval_config:
+            configs[eval_key] = eval_config
+            atomic_write_json(configs_path, configs)

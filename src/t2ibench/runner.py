@@ -1,0 +1,226 @@
+"""One cell of a sweep, end to end: prompts -> images -> run store -> scores -> tables.
+
+:func:`run_cell` takes the composed Hydra config (see ``conf/config.yaml``) and:
+
+1. loads the benchmark's prompts (``benchmark.*`` options, including ``n`` and ``shard``);
+2. resolves the generation config (``generation.*``; nulls come from ``model.generation_defaults``) and
+   opens the cell's run store under ``run.root``;
+3. cuts the (prompt, seed) items into batches by the fixed rule of :func:`~t2ibench.methods.base.make_batches`
+   and generates only the batches that have a missing image; the model is loaded (once per process) only
+   when something is missing, and ``method.prepare`` runs before the first batch;
+4. scores the cell's images with each evaluator in ``evaluators`` (cached rows are reused);
+5. writes the cell record and rebuilds the tables of ``results/<experiment_name>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from t2ibench.errors import T2IBenchError
+
+log = logging.getLogger("t2ibench")
+
+GENERATION_KEYS = ("scheduler", "num_inference_steps", "guidance_scale", "height", "width", "negative_prompt")
+
+
+def resolve_generation(generation: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``generation.*`` with every null taken from the model's ``generation_defaults``."""
+    defaults = dict(defaults or {})
+    resolved = {}
+    for key in GENERATION_KEYS:
+        value = generation.get(key)
+        resolved[key] = defaults.get(key) if value is None else value
+    for key in ("num_inference_steps", "guidance_scale"):
+        if resolved[key] is None:
+            raise T2IBenchError(f"generation.{key} is not set and the model has no default for it")
+    unknown = sorted(set(generation) - set(GENERATION_KEYS))
+    if unknown:
+        raise T2IBenchError(f"unknown generation options: {', '.join(unknown)}; valid: {', '.join(GENERATION_KEYS)}")
+    return resolved
+
+
+def _positive_int(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise T2IBenchError(f"{name} must be an integer, got {value!r}") from None
+    if number < 1 or str(value).strip() != str(number):
+        raise T2IBenchError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def _seeds(value: Any) -> list[int]:
+    values = value if isinstance(value, list | tuple) else [value]
+    try:
+        seeds = [int(s) for s in values]
+    except (TypeError, ValueError):
+        raise T2IBenchError(f"run.seeds must be a list of integers, got {value!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise T2IBenchError(f"run.seeds must be a non-empty list of distinct integers, got {value!r}")
+    return seeds
+
+
+def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one (model, method, benchmark) cell; returns a summary dict (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    from t2ibench import benchmarks
+    from t2ibench.benchmarks import COMMON_OPTIONS, parse_shard
+    from t2ibench.evaluators import EVALUATORS
+    from t2ibench.methods import METHODS
+    from t2ibench.methods.base import make_batches
+    from t2ibench.models import load_pipeline, model_identity, resolve_device
+    from t2ibench.provenance import library_versions
+    from t2ibench.run_store import RunStore, shard_label
+    from t2ibench.tables import build_tables, write_cell_record
+    from t2ibench.trained_weights import TrainedWeightsCache
+
+    started = time.perf_counter()
+    model_cfg, method_cfg, bench_cfg = dict(cfg["model"]), dict(cfg["method"]), dict(cfg["benchmark"])
+    run_cfg = dict(cfg["run"])
+    method_cls = METHODS.get(method_cfg["name"])
+    evaluator_names = list(cfg.get("evaluators") or [])
+    evaluator_cfgs = dict(cfg.get("evaluator") or {})
+    evaluators = []
+    for name in evaluator_names:
+        cls = EVALUATORS.get(name)
+        if name not in evaluator_cfgs:
+            raise T2IBenchError(
+                f"evaluator '{name}' has no config: add `evaluator@evaluator.{name}: {name}` to the defaults of conf/config.yaml"
+            )
+        evaluators.append(cls(evaluator_cfgs[name]))
+    seeds = _seeds(run_cfg.get("seeds", [0]))
+    batch_size = _positive_int(run_cfg.get("batch_size", 1), "run.batch_size")
+
+    bench_name = bench_cfg.pop("name")
+    bench_label = bench_cfg.pop("label", None) or bench_name
+    prompts = benchmarks.load(bench_name, **bench_cfg)
+    if not prompts:
+        raise T2IBenchError(
+            f"benchmark '{bench_name}' yields no prompts with {bench_cfg} (check benchmark.n and benchmark.shard)"
+        )
+    shard = shard_label(*parse_shard(bench_cfg.get("shard")))
+    bench_options = {k: v for k, v in bench_cfg.items() if k not in COMMON_OPTIONS}
+
+    generation = resolve_generation(dict(cfg.get("generation") or {}), model_cfg.get("generation_defaults"))
+    identity = model_identity(model_cfg)
+    gen_config = {"model": identity, "method": method_cfg, "generation": generation}
+    labels = {
+        "model": model_cfg.get("name", "model"),
+        "method": method_cfg.get("label") or method_cfg["name"],
+        "benchmark": bench_label,
+    }
+    store = RunStore.open(run_cfg.get("root", "outputs/runs"), labels, gen_config, shard)
+    gen_hash = store.meta()["gen_hash"]
+
+    items = [(p, s) for p in prompts for s in seeds]
+    todo = [batch for batch in make_batches(items, batch_size) if not all(store.is_done(p, s) for p, s in batch)]
+    model_record: dict[str, Any] = {
+        k: identity.get(k) for k in ("name", "source", "id", "revision", "path", "dtype") if identity.get(k) is not None
+    }
+    generated = 0
+    if todo:
+        pipe = load_pipeline(model_cfg)
+        model_record["resolved_revision"] = getattr(pipe, "_t2ibench_resolved_revision", None)
+        method = method_cls(method_cfg, generation)
+        method.check_pipeline(pipe)
+        method.prepare(pipe, prompts, TrainedWeightsCache(run_cfg.get("cache_dir")))
+        extra = {
+            "benchmark": {"name": bench_name, "options": bench_options},
+            "method": method_cfg,
+            "model": model_record,
+            "generation": generation,
+            "gen_hash": gen_hash,
+            "batch_size": batch_size,
+            "device": resolve_device(model_cfg.get("device", "auto")),
+            "pipeline": type(pipe).__name__,
+            "versions": library_versions(),
+        }
+        n_missing = sum(1 for batch in todo for p, s in batch if not store.is_done(p, s))
+        progress = tqdm(
+            total=n_missing, desc=f"generate {labels['method']}", unit="img", disable=not run_cfg.get("progress", True)
+        )
+        for batch in todo:
+            images = method.generate(pipe, [p for p, _ in batch], [s for _, s in batch])
+            if len(images) != len(batch):
+                raise RuntimeError(
+                    f"method '{method_cfg['name']}' returned {len(images)} images for {len(batch)} items"
+                )
+            for (prompt, seed), image in zip(batch, images, strict=True):
+                if not store.is_done(prompt, seed):
+                    store.write_sample(prompt, seed, image, extra)
+                    generated += 1
+                    progress.update(1)
+        progress.close()
+    else:
+        first = store.records().get((prompts[0].id, seeds[0]))
+        if first:
+            model_record = first.get("model", model_record)
+
+    keys = [(p.id, s) for p, s in items]
+    scored = 0
+    for evaluator in evaluators:
+        before = len(evaluator.current_rows(store.read_scores(evaluator.name), store.samples(keys)))
+        rows = evaluator.evaluate(store, keys)
+        scored += len(rows) - before
+
+    results_dir = Path(cfg.get("results", {}).get("root", "results")) / cfg.get("experiment_name", "default")
+    record = {
+        "labels": labels,
+        "gen_hash": gen_hash,
+        "shard": shard,
+        "store": str(store.path),
+        "prompt_ids": [p.id for p in prompts],
+        "seeds": seeds,
+        "model": model_record,
+        "method_config": method_cfg,
+        "generation": generation,
+        "benchmark": {"name": bench_name, "options": bench_options},
+        "evaluators": {e.name: e.cfg for e in evaluators},
+    }
+    write_cell_record(results_dir, record)
+    table = build_tables(results_dir, cfg.get("experiment_name"))
+    summary = {
+        "cell": "/".join(labels.values()),
+        "store": str(store.path),
+        "results": str(results_dir),
+        "images": len(items),
+        "generated": generated,
+        "scored": scored,
+        "seconds": round(time.perf_counter() - started, 1),
+        "table": table,
+    }
+    metrics = ", ".join(f"{c}={v:.3f}" for c, v in _row_metrics(table, labels, gen_hash).items())
+    log.info(
+        "done %s: %d images (%d generated, %d scored) in %.1fs; %s; tables in %s",
+        summary["cell"],
+        len(items),
+        generated,
+        scored,
+        summary["seconds"],
+        metrics or "no metrics",
+        results_dir,
+    )
+    return summary
+
+
+def _row_metrics(table: Any, labels: Mapping[str, str], gen_hash: str) -> dict[str, float]:
+    if table is None or not len(table):
+        return {}
+    row = table[
+        (table["method"] == labels["method"])
+        & (table["benchmark"] == labels["benchmark"])
+        & (table["config"] == gen_hash)
+    ]
+    if not len(row):
+        return {}
+    skip = ("model", "method", "benchmark", "config", "images")
+    return {
+        c: float(row.iloc[0][c])
+        for c in table.columns
+        if c not in skip and not c.endswith(("_ci_low", "_ci_high", "_n"))
+    }

@@ -1,0 +1,88 @@
+"""Shared fixtures. Tests run offline (HF_HUB_OFFLINE=1) on tiny seeded models built in-process.
+
+``shared_dir`` is the ``shared/`` folder beside the checkout (``../shared``; override with
+``T2IBENCH_SHARED``). CI has it; its absence is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = Path(os.environ.get("T2IBENCH_SHARED", REPO.parent / "shared"))
+    if not (path / "parity").is_dir():
+        raise RuntimeError(f"the shared/ folder with the parity fixtures is missing at {path}; set T2IBENCH_SHARED")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe():
+    """The tiny SD pipeline (cached by t2ibench.models for the whole session)."""
+    from t2ibench.models import load_pipeline
+
+    return load_pipeline({"name": "tiny", "source": "tiny", "seed": 0, "dtype": "float32", "device": "cpu"})
+
+
+def _tiny_cfg(tmp_path: Path, **over) -> dict:
+    """A composed-config dict for :func:`t2ibench.runner.run_cell` on the tiny model (fast settings)."""
+    cfg = {
+        "model": {
+            "name": "tiny",
+            "source": "tiny",
+            "seed": 0,
+            "tokenizer": "tiny",
+            "attn_sharpen": 4.0,
+            "dtype": "float32",
+            "device": "cpu",
+            "generation_defaults": {"num_inference_steps": 2, "guidance_scale": 7.5, "height": 256, "width": 256},
+        },
+        "method": {"name": "sd"},
+        "benchmark": {"name": "tiny", "n": 2},
+        "evaluators": ["clip_score"],
+        "evaluator": {
+            "clip_score": {
+                "backbone": "tiny",
+                "scale": 100.0,
+                "clamp": "none",
+                "prefix": "",
+                "seed": 0,
+                "batch_size": 8,
+                "device": "cpu",
+                "progress": False,
+            }
+        },
+        "generation": {},
+        "run": {
+            "seeds": [0],
+            "batch_size": 2,
+            "root": str(tmp_path / "runs"),
+            "cache_dir": str(tmp_path / "cache"),
+            "progress": False,
+        },
+        "results": {"root": str(tmp_path / "results")},
+        "experiment_name": "test",
+    }
+    for key, value in over.items():
+        section, _, name = key.partition("__")
+        if name:
+            cfg[section] = {**cfg[section], name: value}
+        else:
+            cfg[section] = value
+    return cfg
+
+
+@pytest.fixture()
+def tiny_cfg():
+    """``tiny_cfg(tmp_path, run__batch_size=3, generation={...})``: a fast tiny run config (see ``_tiny_cfg``)."""
+    return _tiny_cfg

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+from PIL import Image
+
+from t2ibench import Prompt, T2IBenchError
+from t2ibench.atomic import atomic_write_bytes
+from t2ibench.run_store import RunStore
+
+LABELS = {"model": "tiny", "method": "sd", "benchmark": "tiny"}
+
+
+def _image(value: int) -> Image.Image:
+    return Image.new("RGB", (8, 8), (value, 0, 0))
+
+
+def test_layout_and_generation_hash(tmp_path):
+    a = RunStore.open(tmp_path, LABELS, {"generation": {"guidance_scale": 7.5}})
+    b = RunStore.open(tmp_path, LABELS, {"generation": {"guidance_scale": 5.0}})
+    c = RunStore.open(tmp_path, LABELS, {"generation": {"guidance_scale": 7.5}}, shard="shard-0-of-2")
+    assert a.path != b.path  # a changed guidance never reuses images
+    assert a.path.parent == tmp_path / "tiny" / "sd" / "tiny" and c.path == a.path / "shard-0-of-2"
+    assert json.loads((a.path / "cell.json").read_text())["generation_config"] == {
+        "generation": {"guidance_scale": 7.5}
+    }
+
+
+def test_done_needs_png_and_record_and_same_text(tmp_path):
+    store = RunStore.open(tmp_path, LABELS, {"g": 1})
+    p = Prompt("p1", "a cat", "tiny")
+    assert not store.is_done(p, 0)
+    record = store.write_sample(p, 0, _image(10), {"method": {"name": "sd"}})
+    assert record["image"] == "images/p1/0.png" and store.is_done(p, 0)
+    fresh = RunStore(store.path)
+    assert fresh.is_done(p, 0) and fresh.samples()[0]["image_sha256"] == record["image_sha256"]
+    (store.path / record["image"]).unlink()
+    assert not RunStore(store.path).is_done(p, 0)
+    store.write_sample(p, 0, _image(10), {})
+    with pytest.raises(T2IBenchError, match="changed under the same id"):
+        RunStore(store.path).is_done(Prompt("p1", "a dog", "tiny"), 0)
+
+
+def test_a_line_cut_by_a_kill_is_dropped_and_repaired(tmp_path):
+    store = RunStore.open(tmp_path, LABELS, {"g": 1})
+    store.write_sample(Prompt("p1", "a cat", "tiny"), 0, _image(1), {})
+    store.write_sample(Prompt("p2", "a dog", "tiny"), 0, _image(2), {})
+    raw = store.samples_path.read_bytes()
+    store.samples_path.write_bytes(raw[:-40])  # the second line lost its end
+    reopened = RunStore(store.path)
+    assert [r["prompt"]["id"] for r in reopened.samples()] == ["p1"]
+    assert (
+        reopened.samples_path.read_bytes().endswith(b"\n") and len(reopened.samples_path.read_bytes().splitlines()) == 1
+    )
+    assert not reopened.is_done(Prompt("p2", "a dog", "tiny"), 0)
+
+
+def test_half_written_temporaries_are_never_read_and_are_swept(tmp_path):
+    store = RunStore.open(tmp_path, LABELS, {"g": 1})
+    (store.path / "images" / "p1").mkdir(parents=True)
+    leftover = store.path / "images" / "p1" / ".tmp-abc"
+    leftover.write_bytes(b"partial")
+    RunStore.open(tmp_path, LABELS, {"g": 1})
+    assert not leftover.exists()
+    target = tmp_path / "x.bin"
+    atomic_write_bytes(target, b"1")
+    atomic_write_bytes(target, b"2")
+    assert target.read_bytes() == b"2" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_scores_roundtrip(tmp_path):
+    import pandas as pd
+
+    store = RunStore.open(tmp_path, LABELS, {"g": 1})
+    frame = pd.DataFrame(
+        [
+            {"prompt_id": "p2", "seed": 0, "image_sha256": "b", "eval_key": "k", "v": 2.0},
+            {"prompt_id": "p1", "seed": 0, "image_sha256": "a", "eval_key": "k", "v": 1.0},
+        ]
+    )
+    store.write_scores("ev", frame, "k", {"backbone": "x"})
+    back = store.read_scores("ev")
+    assert back["prompt_id"].tolist() == ["p1", "p2"] and back["v"].tolist() == [1.0, 2.0]
+    assert json.loads((store.scores_dir / "ev.json").read_text()) == {"k": {"backbone": "x"}}
