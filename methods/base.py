@@ -9,12 +9,17 @@
 * :func:`seeded_generators`: one CPU ``torch.Generator`` per image, seeded with the image's seed.
   diffusers draws the initial latent of each image from its own generator, so an image does not depend
   on the batch it is in (batched kernels can still round differently at float precision).
+* :class:`ImageSeed` and :func:`initial_latents`: a seed *stream*, for protocols that draw K images from one
+  generator (I2P: 10 images per prompt from the row's ``sd_seed``). Image k of the stream has the initial
+  latent ``randn((K, C, h, w), generator=CPU generator seeded with seed)[k]``, which is what diffusers gives
+  with ``num_images_per_prompt=K`` and one CPU generator; it is computed per image, so it too is
+  independent of the batch. A plain int seed is the stream of length 1 (identical to the generator path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
@@ -33,6 +38,47 @@ def seeded_generators(seeds: Sequence[int]) -> list[Any]:
     import torch
 
     return [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+
+
+class ImageSeed(NamedTuple):
+    """Image ``index`` of the ``count`` images drawn from one CPU generator seeded with ``seed``."""
+
+    seed: int
+    index: int = 0
+    count: int = 1
+
+
+def as_image_seed(seed: int | ImageSeed) -> ImageSeed:
+    """An int seed is the stream of length 1."""
+    return seed if isinstance(seed, ImageSeed) else ImageSeed(int(seed))
+
+
+def latent_shape(pipe: Any, height: int | None, width: int | None) -> tuple[int, int, int]:
+    """(channels, height / f, width / f) of an SD-style (unpacked) latent for ``pipe``."""
+    if type(pipe).__name__.startswith(("Flux", "AuraFlow")):
+        raise T2IBenchError(
+            f"seed streams (images_per_prompt > 1 from one dataset seed) are not supported for {type(pipe).__name__}"
+        )
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    factor = int(pipe.vae_scale_factor)
+    default = int(getattr(pipe, "default_sample_size", None) or denoiser.config.sample_size) * factor
+    return (int(denoiser.config.in_channels), int(height or default) // factor, int(width or default) // factor)
+
+
+def initial_latents(seeds: Sequence[int | ImageSeed], shape: Sequence[int]) -> Any:
+    """Unscaled initial latents (B, *shape) on the CPU in float32, one per seed (see the module docstring)."""
+    import torch
+
+    streams: dict[tuple[int, int], Any] = {}
+    out = []
+    for spec in map(as_image_seed, seeds):
+        key = (spec.seed, spec.count)
+        if key not in streams:
+            streams[key] = torch.randn(
+                (spec.count, *shape), generator=torch.Generator(device="cpu").manual_seed(spec.seed)
+            )
+        out.append(streams[key][spec.index])
+    return torch.stack(out)
 
 
 def apply_scheduler(pipe: Any, scheduler: str | None) -> None:

@@ -86,3 +86,16 @@ def _tiny_cfg(tmp_path: Path, **over) -> dict:
 def tiny_cfg():
     """``tiny_cfg(tmp_path, run__batch_size=3, generation={...})``: a fast tiny run config (see ``_tiny_cfg``)."""
     return _tiny_cfg
+
+
+@pytest.fixture()
+def fast_generation() -> dict:
+    """A resolved generation config for direct ``method.generate`` calls on the tiny model (2 steps, 256 px)."""
+    return {
+        "scheduler": None,
+        "num_inference_steps": 2,
+        "guidance_scale": 7.5,
+        "height": 256,
+        "width": 256,
+        "negative_prompt": None,
+    }

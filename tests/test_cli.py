@@ -40,9 +40,24 @@ def test_errors_during_a_run_are_one_line(tmp_path):
 def test_help_lists_config_groups_and_options(tmp_path):
     result = t2ibench("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for line in ("benchmark: tiny", "evaluator: clip_score", "method: sd", "model: ", "experiment: smoke"):
-        assert line in result.stdout
-    assert "sd14" in result.stdout and "tiny" in result.stdout
+    section = result.stdout.split("== Config groups ==")[1].split("== Config ==")[0]
+    groups = {
+        line.split(":")[0]: [o.strip() for o in line.split(":", 1)[1].split(",")]
+        for line in section.splitlines()
+        if ": " in line
+    }
+    assert set(groups) == {"benchmark", "evaluator", "method", "model", "experiment"}
+    for group, option in (
+        ("benchmark", "tiny"),
+        ("benchmark", "i2p"),
+        ("benchmark", "rolebench"),
+        ("evaluator", "clip_score"),
+        ("method", "sd"),
+        ("model", "sd14"),
+        ("model", "tiny"),
+        ("experiment", "smoke"),
+    ):
+        assert option in groups[group], (group, groups[group])
 
 
 def test_default_run_twice_generates_nothing_new_and_tables_are_identical(tmp_path):

@@ -6,15 +6,6 @@ from t2ibench.methods.base import make_batches
 from t2ibench import T2IBenchError, benchmarks
 from t2ibench.runner import resolve_generation, run_cell
 
-GEN = {
-    "scheduler": None,
-    "num_inference_steps": 2,
-    "guidance_scale": 7.5,
-    "height": 256,
-    "width": 256,
-    "negative_prompt": None,
-}
-
 
 def test_fixed_batching_rule():
     items = list(range(7))
@@ -24,8 +15,8 @@ def test_fixed_batching_rule():
         make_batches(items, 0)
 
 
-def test_image_does_not_depend_on_its_batch(tiny_pipe):
-    method = METHODS.get("sd")({"name": "sd"}, GEN)
+def test_image_does_not_depend_on_its_batch(tiny_pipe, fast_generation):
+    method = METHODS.get("sd")({"name": "sd"}, fast_generation)
     p1, p2, p3 = benchmarks.load("tiny", n=3)
     alone = np.asarray(method.generate(tiny_pipe, [p1], [5])[0], dtype=np.float32)
     batched = method.generate(tiny_pipe, [p2, p1, p3], [0, 5, 1])
@@ -35,16 +26,18 @@ def test_image_does_not_depend_on_its_batch(tiny_pipe):
     assert np.abs(alone - other_seed).mean() > 10
 
 
-def test_scheduler_from_config_and_restored(tiny_pipe):
-    method = METHODS.get("sd")({"name": "sd"}, {**GEN, "scheduler": "DDIMScheduler"})
+def test_scheduler_from_config_and_restored(tiny_pipe, fast_generation):
+    method = METHODS.get("sd")({"name": "sd"}, {**fast_generation, "scheduler": "DDIMScheduler"})
     p = benchmarks.load("tiny", n=1)
     ddim = method.generate(tiny_pipe, p, [0])[0]
     assert type(tiny_pipe.scheduler).__name__ == "DDIMScheduler"
-    pndm = METHODS.get("sd")({"name": "sd"}, GEN).generate(tiny_pipe, p, [0])[0]
+    pndm = METHODS.get("sd")({"name": "sd"}, fast_generation).generate(tiny_pipe, p, [0])[0]
     assert type(tiny_pipe.scheduler).__name__ == "PNDMScheduler"
     assert np.asarray(ddim).tobytes() != np.asarray(pndm).tobytes()
     with pytest.raises(T2IBenchError, match="not a diffusers scheduler"):
-        METHODS.get("sd")({"name": "sd"}, {**GEN, "scheduler": "NoSuchScheduler"}).generate(tiny_pipe, p, [0])
+        METHODS.get("sd")({"name": "sd"}, {**fast_generation, "scheduler": "NoSuchScheduler"}).generate(
+            tiny_pipe, p, [0]
+        )
 
 
 def test_same_seed_and_batch_size_give_the_same_png_bytes(tmp_path, tiny_cfg):

@@ -88,11 +88,14 @@ def _build(cfg: dict[str, Any], device: str):
     source = cfg.get("source", "hub")
     dtype = resolve_dtype(cfg.get("dtype", "auto"), device)
     if source == "tiny":
+        import torch
+
         from t2ibench.tiny_models import build_tiny_sd_pipeline, tiny_tokenizer
 
         tokenizer = tiny_tokenizer(cfg.get("tokenizer", "tiny"), cfg.get("tokenizer_bpe_path"))
         pipe = build_tiny_sd_pipeline(int(cfg.get("seed", 0)), tokenizer, float(cfg.get("attn_sharpen", 4.0)))
-        return pipe.to(device=device, dtype=dtype)
+        pipe = pipe.to(device)
+        return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
     if source not in ("hub", "local"):
         raise T2IBenchError(f"unknown model.source '{source}'; valid sources: hub, local, tiny")
     where = cfg.get("path") if source == "local" else cfg.get("id")

@@ -136,10 +136,15 @@ class RunStore:
         record = self.records().get((prompt.id, int(seed)))
         if record is None or not self.image_path(prompt.id, seed).exists():
             return False
-        if record["prompt"]["text"] != prompt.text:
+        stored = record["prompt"]
+        overrides = (
+            (stored.get("metadata") or {}).get("generation_overrides"),
+            prompt.metadata.get("generation_overrides"),
+        )
+        if stored["text"] != prompt.text or overrides[0] != overrides[1]:
             raise T2IBenchError(
-                f"{self.samples_path}: prompt '{prompt.id}' has text {record['prompt']['text']!r} here but "
-                f"{prompt.text!r} now; the benchmark changed under the same id (use a new run.root)"
+                f"{self.samples_path}: prompt '{prompt.id}' was generated from {stored['text']!r} (overrides {overrides[0]}) but is "
+                f"{prompt.text!r} (overrides {overrides[1]}) now; the benchmark changed under the same id (use a new run.root)"
             )
         return True
 

@@ -53,6 +53,43 @@ def _positive_int(value: Any, name: str) -> int:
     return number
 
 
+SEED_SOURCES = ("auto", "config", "dataset")
+
+
+def resolve_seeding(run_cfg: Mapping[str, Any], seeding: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Where image seeds come from: ``config`` (``run.seeds``, one image per seed) or ``dataset`` (each prompt's
+    ``metadata.dataset_seed``, ``images_per_prompt`` images as one seed stream). ``run.seed_source=auto``
+    takes the benchmark's ``seeding`` (e.g. I2P's official 10 images from the row's seed), else ``config``."""
+    source = run_cfg.get("seed_source", "auto") or "auto"
+    if source not in SEED_SOURCES:
+        raise T2IBenchError(f"run.seed_source={source!r}; valid: {', '.join(SEED_SOURCES)}")
+    seeding = dict(seeding or {})
+    if source == "auto":
+        source = seeding.get("source", "config")
+    if source == "config":
+        return {"source": "config"}
+    count = run_cfg.get("images_per_prompt") or seeding.get("images_per_prompt") or 1
+    return {"source": "dataset", "images_per_prompt": _positive_int(count, "run.images_per_prompt")}
+
+
+def make_items(prompts: list[Any], seeds: list[int], seeding: Mapping[str, Any]) -> list[tuple[Any, int, Any]]:
+    """(prompt, store key, noise seed) per image, in the fixed order: prompts in benchmark order, images inner."""
+    from t2ibench.methods.base import ImageSeed
+
+    if seeding["source"] == "config":
+        return [(p, s, s) for p in prompts for s in seeds]
+    count = seeding["images_per_prompt"]
+    items = []
+    for prompt in prompts:
+        if "dataset_seed" not in prompt.metadata:
+            raise T2IBenchError(
+                f"prompt {prompt.id} has no metadata.dataset_seed; use run.seed_source=config with run.seeds"
+            )
+        base = int(prompt.metadata["dataset_seed"])
+        items += [(prompt, k, ImageSeed(base, k, count)) for k in range(count)]
+    return items
+
+
 def _seeds(value: Any) -> list[int]:
     values = value if isinstance(value, list | tuple) else [value]
     try:
@@ -98,6 +135,7 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     bench_name = bench_cfg.pop("name")
     bench_label = bench_cfg.pop("label", None) or bench_name
+    seeding = resolve_seeding(run_cfg, bench_cfg.pop("seeding", None))
     prompts = benchmarks.load(bench_name, **bench_cfg)
     if not prompts:
         raise T2IBenchError(
@@ -108,7 +146,7 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     generation = resolve_generation(dict(cfg.get("generation") or {}), model_cfg.get("generation_defaults"))
     identity = model_identity(model_cfg)
-    gen_config = {"model": identity, "method": method_cfg, "generation": generation}
+    gen_config = {"model": identity, "method": method_cfg, "generation": generation, "seeding": seeding}
     labels = {
         "model": model_cfg.get("name", "model"),
         "method": method_cfg.get("label") or method_cfg["name"],
@@ -117,8 +155,13 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     store = RunStore.open(run_cfg.get("root", "outputs/runs"), labels, gen_config, shard)
     gen_hash = store.meta()["gen_hash"]
 
-    items = [(p, s) for p in prompts for s in seeds]
-    todo = [batch for batch in make_batches(items, batch_size) if not all(store.is_done(p, s) for p, s in batch)]
+    if seeding["source"] == "dataset" and run_cfg.get("seeds") not in (None, [0]):
+        log.info(
+            "seeds come from each prompt's dataset_seed (%d images per prompt); run.seeds is not used",
+            seeding["images_per_prompt"],
+        )
+    items = make_items(prompts, seeds, seeding)
+    todo = [batch for batch in make_batches(items, batch_size) if not all(store.is_done(p, k) for p, k, _ in batch)]
     model_record: dict[str, Any] = {
         k: identity.get(k) for k in ("name", "source", "id", "revision", "path", "dtype") if identity.get(k) is not None
     }
@@ -140,28 +183,31 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
             "pipeline": type(pipe).__name__,
             "versions": library_versions(),
         }
-        n_missing = sum(1 for batch in todo for p, s in batch if not store.is_done(p, s))
+        n_missing = sum(1 for batch in todo for p, k, _ in batch if not store.is_done(p, k))
         progress = tqdm(
             total=n_missing, desc=f"generate {labels['method']}", unit="img", disable=not run_cfg.get("progress", True)
         )
         for batch in todo:
-            images = method.generate(pipe, [p for p, _ in batch], [s for _, s in batch])
+            images = method.generate(pipe, [p for p, _, _ in batch], [noise for _, _, noise in batch])
             if len(images) != len(batch):
                 raise RuntimeError(
                     f"method '{method_cfg['name']}' returned {len(images)} images for {len(batch)} items"
                 )
-            for (prompt, seed), image in zip(batch, images, strict=True):
-                if not store.is_done(prompt, seed):
-                    store.write_sample(prompt, seed, image, extra)
+            for (prompt, key, noise), image in zip(batch, images, strict=True):
+                if not store.is_done(prompt, key):
+                    noise_record = (
+                        noise._asdict() if hasattr(noise, "_asdict") else {"seed": int(noise), "index": 0, "count": 1}
+                    )
+                    store.write_sample(prompt, key, image, {**extra, "noise": noise_record})
                     generated += 1
                     progress.update(1)
         progress.close()
     else:
-        first = store.records().get((prompts[0].id, seeds[0]))
+        first = store.records().get((items[0][0].id, items[0][1]))
         if first:
             model_record = first.get("model", model_record)
 
-    keys = [(p.id, s) for p, s in items]
+    keys = [(p.id, k) for p, k, _ in items]
     scored = 0
     for evaluator in evaluators:
         before = len(evaluator.current_rows(store.read_scores(evaluator.name), store.samples(keys)))
@@ -175,7 +221,8 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "shard": shard,
         "store": str(store.path),
         "prompt_ids": [p.id for p in prompts],
-        "seeds": seeds,
+        "seeds": sorted({k for _, k, _ in items}),
+        "seeding": seeding,
         "model": model_record,
         "method_config": method_cfg,
         "generation": generation,

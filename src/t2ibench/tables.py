@@ -113,6 +113,7 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
         "method_config": first["method_config"],
         "generation": first["generation"],
         "seeds": first["seeds"],
+        "seeding": first.get("seeding", {"source": "config"}),
         "shards": sorted(r.get("shard") or "all" for r in records),
         "images": n_images,
         "evaluators": eval_configs,
@@ -188,10 +189,17 @@ def _markdown(
         )
         lines.append(
             f"- {' / '.join(prov['labels'][k] for k in ROW_KEYS)} "
-            f"(config {prov['gen_hash']}): model {where}@{revision}; seeds {prov['seeds']}; {prov['images']} images; {backbones}"
+            f"(config {prov['gen_hash']}): model {where}@{revision}; {_seeds_text(prov)}; {prov['images']} images; {backbones}"
         )
     lines += ["", "Full provenance (library versions, generation and evaluator configs): provenance.json", ""]
     return "\n".join(lines)
+
+
+def _seeds_text(prov: dict[str, Any]) -> str:
+    seeding = prov.get("seeding") or {"source": "config"}
+    if seeding.get("source") == "dataset":
+        return f"{seeding['images_per_prompt']} image(s) per prompt from its dataset seed"
+    return f"seeds {prov['seeds']}"
 
 
 def _latex(title: str, header: list[str], body: list[list[str]], n_keys: int) -> str:
