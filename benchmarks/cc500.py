@@ -14,7 +14,6 @@ from __future__ import annotations
 from t2ibench.benchmarks import BENCHMARKS
 from t2ibench.benchmarks._files import locate
 from t2ibench.benchmarks.abc6k import COMMIT
-
 from t2ibench.data_files import DataFile, read_lines
 from t2ibench.prompt import Prompt
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from t2ibench.benchmarks import BENCHMARKS
 from t2ibench.benchmarks._files import locate
-
 from t2ibench.data_files import DataFile, convert, read_csv_rows
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt

@@ -22,9 +22,9 @@ from importlib import resources
 from typing import Any
 
 import yaml
+
 from t2ibench.benchmarks import BENCHMARKS
 from t2ibench.benchmarks.prompt_file import load_prompt_file
-
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 

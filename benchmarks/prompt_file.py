@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from t2ibench.benchmarks import BENCHMARKS
-
 from t2ibench.data_files import read_csv_rows, read_jsonl, read_lines
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt

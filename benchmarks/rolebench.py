@@ -34,8 +34,8 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from t2ibench.benchmarks import BENCHMARKS
 
+from t2ibench.benchmarks import BENCHMARKS
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 

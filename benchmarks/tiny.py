@@ -13,8 +13,8 @@ from __future__ import annotations
 from importlib import resources
 
 import yaml
-from t2ibench.benchmarks import BENCHMARKS
 
+from t2ibench.benchmarks import BENCHMARKS
 from t2ibench.prompt import Prompt
 
 

@@ -26,10 +26,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from t2ibench.errors import T2IBenchError
 from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.base import Evaluator
-
-from t2ibench.errors import T2IBenchError
 from t2ibench.run_store import RunStore
 from t2ibench.stats import Cell, mean_cell
 

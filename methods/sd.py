@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from t2ibench.errors import T2IBenchError
 from t2ibench.methods import METHODS
 from t2ibench.methods.base import (
     ImageSeed,
@@ -28,8 +29,6 @@ from t2ibench.methods.base import (
     latent_shape,
     seeded_generators,
 )
-
-from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 
 OVERRIDABLE = {"guidance_scale", "num_inference_steps"}

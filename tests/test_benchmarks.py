@@ -5,9 +5,9 @@ import csv
 import json
 
 import pytest
-from t2ibench.benchmarks import attend_and_excite, dvmp, rolebench
 
 from t2ibench import T2IBenchError, benchmarks
+from t2ibench.benchmarks import attend_and_excite, dvmp, rolebench
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,11 @@ def t2ibench(*args, cwd):
 
 def test_unknown_names_exit_nonzero_with_one_line(tmp_path):
     for args, expected in (
-        (["method=nope"], "t2ibench: error: unknown method 'nope'; valid methods: sd"),
-        (["-m", "method=sd,nope"], "t2ibench: error: unknown method 'nope'; valid methods: sd"),
+        (["method=nope"], "t2ibench: error: unknown method 'nope'; valid methods: attend_and_excite, sd, syngen"),
+        (
+            ["-m", "method=sd,nope"],
+            "t2ibench: error: unknown method 'nope'; valid methods: attend_and_excite, sd, syngen",
+        ),
         (["benchmark=nope"], "t2ibench: error: unknown benchmark 'nope'; valid benchmarks: "),
         (["evaluators=[clip_score,nope]"], "t2ibench: error: unknown evaluator 'nope'; valid evaluators: clip_score"),
         (["model=nope"], "t2ibench: error: unknown model 'nope'; valid models: "),

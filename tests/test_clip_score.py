@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from t2ibench.evaluators import EVALUATORS
 from torchmetrics.multimodal.clip_score import CLIPScore
 
 from t2ibench import Prompt, T2IBenchError
+from t2ibench.evaluators import EVALUATORS
 from t2ibench.run_store import RunStore
 from t2ibench.tiny_models import build_tiny_clip
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from t2ibench.methods import METHODS
-from t2ibench.methods.base import make_batches
 
 from t2ibench import T2IBenchError, benchmarks
+from t2ibench.methods import METHODS
+from t2ibench.methods.base import make_batches
 from t2ibench.runner import resolve_generation, run_cell
 
 

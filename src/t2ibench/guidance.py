@@ -1,0 +1,107 @@
+"""One guided denoising loop, shared by the attention-guided methods (Attend-and-Excite, SynGen).
+
+The loop is the diffusers pipeline's own: :func:`guided_sample` calls ``pipe(...)`` with the prompt
+embeddings, the initial latents and ``callback_on_step_end``. A latent-update hook ``hook(latents, i, t,
+cond_embeds) -> latents`` runs **before** the classifier-free-guidance forward of every loop iteration i, as
+in the official code (update z_t, then the CFG step on the updated z_t): for i = 0 on the initial latents
+before the call, for i > 0 in the callback at the end of iteration i - 1. No pipeline code is copied.
+
+The hook receives the conditional prompt embeddings (``encode_prompt``'s positive half) and runs its own
+gradient-enabled forwards; it returns the (possibly) updated latents. ``trace`` (optional) receives
+``("step_latents", i, latents)`` after every scheduler step, for parity tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from t2ibench.errors import T2IBenchError
+from t2ibench.methods.base import ImageSeed, Method, initial_latents, latent_shape
+
+LatentHook = Callable[[Any, int, Any, Any], Any]
+GUIDED_PIPELINES = ("StableDiffusionPipeline",)
+
+
+def check_guidable(pipe: Any, method: str) -> None:
+    """Attention guidance needs an SD-1.x/2.x UNet pipeline with explicit cross-attention."""
+    kind = type(pipe).__name__
+    if kind not in GUIDED_PIPELINES:
+        raise T2IBenchError(
+            f"method '{method}' guides SD-1.x/2.x UNet cross-attention; {kind} is not supported (supported: {', '.join(GUIDED_PIPELINES)})"
+        )
+
+
+def guided_sample(
+    pipe: Any,
+    texts: Sequence[str],
+    latents: Any,
+    generation: Mapping[str, Any],
+    hook: LatentHook,
+    output_type: str = "pil",
+    trace: Callable[[str, int, Any], None] | None = None,
+) -> Any:
+    """Sample ``texts`` from unscaled initial ``latents`` (B, C, h, w) with ``hook`` updating the latents."""
+    import torch
+
+    device = pipe._execution_device
+    guidance = float(generation["guidance_scale"])
+    negative = generation.get("negative_prompt")
+    with torch.no_grad():
+        prompt_embeds, negative_embeds = pipe.encode_prompt(
+            list(texts),
+            device,
+            1,
+            guidance > 1.0,
+            negative_prompt=[negative] * len(texts) if negative is not None else None,
+        )
+    steps = int(generation["num_inference_steps"])
+    pipe.scheduler.set_timesteps(steps, device=device)
+    timesteps = pipe.scheduler.timesteps.clone()
+    sigma = pipe.scheduler.init_noise_sigma
+    latents = latents.to(device=device, dtype=prompt_embeds.dtype) * sigma
+    latents = hook(latents, 0, timesteps[0], prompt_embeds)
+
+    def on_step_end(_pipe: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if trace is not None:
+            trace("step_latents", i, kwargs["latents"].detach().clone())
+        if i + 1 < len(timesteps):
+            kwargs["latents"] = hook(kwargs["latents"], i + 1, timesteps[i + 1], prompt_embeds)
+        return kwargs
+
+    out = pipe(
+        prompt_embeds=prompt_embeds,
+        negative_prompt_embeds=negative_embeds,
+        latents=latents / sigma,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        height=generation.get("height"),
+        width=generation.get("width"),
+        callback_on_step_end=on_step_end,
+        callback_on_step_end_tensor_inputs=["latents"],
+        output_type=output_type,
+    )
+    return out.images
+
+
+class GuidedMethod(Method):
+    """Base of the attention-guided methods: :meth:`guide` samples one guided batch from initial latents;
+    :meth:`generate` draws the per-image initial latents and guides either the whole batch
+    (``cfg.batched``) or one prompt at a time (the official batch-1 behaviour)."""
+
+    supported_pipelines = GUIDED_PIPELINES
+
+    def check_pipeline(self, pipe: Any) -> None:
+        check_guidable(pipe, self.name)
+
+    def guide(self, pipe: Any, prompts: Sequence[Any], latents: Any, output_type: str = "pil") -> Any:
+        raise NotImplementedError
+
+    def generate(self, pipe: Any, prompts: Sequence[Any], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+        self.check_pipeline(pipe)
+        latents = initial_latents(
+            seeds, latent_shape(pipe, self.generation.get("height"), self.generation.get("width"))
+        )
+        if self.cfg.get("batched", False):
+            return list(self.guide(pipe, prompts, latents))
+        return [self.guide(pipe, [p], latents[i : i + 1])[0] for i, p in enumerate(prompts)]
