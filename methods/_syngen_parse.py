@@ -52,25 +52,36 @@ def attention_map_index_to_wordpiece(tokenizer: Any, text: str) -> dict[int, str
     return {i: pieces[i].replace("</w>", "") for i in list(pieces)[1:-1]}
 
 
-def extract_modifier_groups(doc: Iterable[Any]) -> list[list[Any]]:
-    """Extractor 1 (spaCy tokens, noun last)."""
+def _noun_groups(doc: Iterable[Any], labels: Sequence[str], skip_verbs: bool, first_noun_only: bool) -> list[list[Any]]:
+    """Each NOUN/PROPN not labelled as a modifier, with its ``labels`` children and their ``labels``/conj
+    descendants (depth first by a stack), noun last; AUX/VERB tokens are traversed but not kept when
+    ``skip_verbs``; with ``first_noun_only`` the walk stops after the first such noun."""
     groups = []
     for word in doc:
-        if word.pos_ not in ("NOUN", "PROPN") or word.dep_ in MODIFIERS:
+        if word.pos_ not in ("NOUN", "PROPN") or word.dep_ in labels:
             continue
         group, stack = [], []
         for child in word.children:
-            if child.dep_ in MODIFIERS:
-                group.append(child)
+            if child.dep_ in labels:
+                if not (skip_verbs and child.pos_ in ("AUX", "VERB")):
+                    group.append(child)
                 stack.extend(child.children)
         while stack:
             node = stack.pop()
-            if node.dep_ in MODIFIERS or node.dep_ == "conj":
-                group.append(node)
+            if node.dep_ in labels or node.dep_ == "conj":
+                if not (skip_verbs and node.pos_ in ("AUX", "VERB")):
+                    group.append(node)
                 stack.extend(node.children)
         if group:
             groups.append([*group, word])
+        if first_noun_only:
+            return groups
     return groups
+
+
+def extract_modifier_groups(doc: Iterable[Any]) -> list[list[Any]]:
+    """Extractor 1 (spaCy tokens, noun last)."""
+    return _noun_groups(doc, MODIFIERS, skip_verbs=False, first_noun_only=False)
 
 
 def extract_copula_groups(doc: Iterable[Any]) -> list[list[Any]]:
@@ -99,28 +110,7 @@ def extract_copula_groups(doc: Iterable[Any]) -> list[list[Any]]:
 
 def extract_verb_groups(doc: Iterable[Any], first_noun_only_quirk: bool = True) -> list[list[Any]]:
     """Extractor 3: modifiers reached through verbs/relative clauses (official early-return quirk by default)."""
-    labels = (*MODIFIERS, "relcl")
-    groups = []
-    for word in doc:
-        if word.pos_ not in ("NOUN", "PROPN") or word.dep_ in labels:
-            continue
-        group, stack = [], []
-        for child in word.children:
-            if child.dep_ in labels:
-                if child.pos_ not in ("AUX", "VERB"):
-                    group.append(child)
-                stack.extend(child.children)
-        while stack:
-            node = stack.pop()
-            if node.dep_ in labels or node.dep_ == "conj":
-                if node.pos_ not in ("AUX", "VERB"):
-                    group.append(node)
-                stack.extend(node.children)
-        if group:
-            groups.append([*group, word])
-        if first_noun_only_quirk:
-            return groups
-    return groups
+    return _noun_groups(doc, (*MODIFIERS, "relcl"), skip_verbs=True, first_noun_only=first_noun_only_quirk)
 
 
 def extract_entities(doc: Iterable[Any]) -> list[list[Any]]:
