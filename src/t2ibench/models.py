@@ -75,6 +75,7 @@ def load_pipeline(cfg: Mapping[str, Any]):
     if key not in _CACHE:
         pipe = _build(cfg, device)
         pipe._t2ibench_original_scheduler = pipe.scheduler  # restored per run: a cell may swap the sampler
+        pipe._t2ibench_identity = model_identity(cfg)  # keys trained-weight caches
         _CACHE[key] = pipe
     return _CACHE[key]
 

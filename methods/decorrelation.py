@@ -1,0 +1,313 @@
+"""Decorrelation (Tong, Zhang, Zhu, Xiao, Kuang, "Decoding Correlation-Induced Misalignment in the Stable
+Diffusion Workflow for Text-to-Image Generation", ICCV 2025), from the paper (``../shared/seeds/
+002_9dbe0bc49e21389f.txt``, Sections 5-6): its official code (YunzeTong/DecorrelationDiffusion) is not
+available, so there is no commit to follow and no parity fixture; ``../shared/reference/methods.md`` §5.
+
+A = the head-averaged, post-softmax (causal) self-attention map of text-encoder layer ``layer`` (11 of SD-1.x's
+12; ``text_model.encoder.layers.11.self_attn``), A[i, j] = attention of query token i on key token j; TOK[0] = BOS.
+* s_target = the CLIP position of the omitted object (the prompt's ``metadata.target_word``; its first piece);
+  S = {s | 1 <= s <= s_target}; s_corr = argmax_{s in S} A[s_target, s] on the pretrained map (the record's
+  ``correlated_word`` only checks it: a mismatch is logged).
+* Eq. 2: L_train = A[s_target, s_corr] - min(A[s_target, S]); trains that layer's self-attention for
+  ``epochs`` (20) epochs.
+* Eq. 3: L_corr = log(Ã[s_target, s_corr] / A[s_target, s_target]); Eq. 4: L_align = max A'_diff, A_diff =
+  |Ã - A_ref| over the prompt's tokens without the three entries of the focused tokens [s_corr, s_corr],
+  [s_target, s_corr], [s_target, s_target]; Eq. 5: L_val = L_corr + tau L_align (tau = 5); the epoch with the
+  lowest L_val is kept.
+* Eq. 6: eps = (1 + w) eps_finetuned(x_t, t, c) - w eps_pretrained(x_t, t): the finetuned encoder encodes the
+  prompt (conditional branch), the pretrained one the empty prompt (unconditional branch), w = 7.5.
+
+Where the paper is silent or ambiguous, a config value (written with every image through the method config):
+* ``s_includes_target`` (true = Eq. as printed; false = the words "tokens that precede the target");
+* ``corr_denominator``: ``pretrained`` (as printed, no tilde) or ``finetuned`` (if the tilde was lost in print);
+* ``align_include_eos`` (false): whether the first end-of-text token belongs to the prompt's map;
+* ``w_convention``: ``paper`` (diffusers guidance_scale = 1 + w = 8.5) or ``diffusers`` (guidance_scale = w);
+* ``learning_rate``, ``steps_per_epoch``, the optimiser (AdamW, no weight decay): not given in the paper;
+* a multi-piece target word uses its first piece.
+One finetuned encoder per prompt, cached (the layer's self-attention weights of the selected epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from t2ibench.errors import T2IBenchError
+from t2ibench.methods import METHODS
+from t2ibench.methods._syngen_parse import first_word_piece
+from t2ibench.methods.base import (
+    ImageSeed,
+    Method,
+    apply_scheduler,
+    as_image_seed,
+    initial_latents,
+    latent_shape,
+    padded_ids,
+)
+from t2ibench.methods.sepen import first_piece
+from t2ibench.prompt import Prompt
+from t2ibench.trained_weights import TrainedWeightsCache, training_key
+
+log = logging.getLogger(__name__)
+TRAINING_KEYS = (
+    "layer",
+    "epochs",
+    "steps_per_epoch",
+    "learning_rate",
+    "tau",
+    "s_includes_target",
+    "corr_denominator",
+    "align_include_eos",
+    "seed",
+)
+
+
+# -- the equations (tested on hand-computed matrices) ---------------------------------------------
+def target_set(s_target: int, includes_target: bool = True) -> list[int]:
+    """S = {1..s_target} (or {1..s_target - 1})."""
+    return list(range(1, s_target + 1 if includes_target else s_target))
+
+
+def choose_s_corr(A: Any, s_target: int, includes_target: bool = True) -> int:
+    """argmax over S of A[s_target, s] (the first on ties)."""
+    S = target_set(s_target, includes_target)
+    if not S:
+        raise T2IBenchError("decorrelation: the target is the first token; S is empty")
+    row = A[s_target, S]
+    return S[int(row.argmax())]
+
+
+def train_loss(A: Any, s_target: int, s_corr: int, includes_target: bool = True) -> Any:
+    """Eq. 2: A[s_target, s_corr] - min(A[s_target, S])."""
+    return A[s_target, s_corr] - A[s_target, target_set(s_target, includes_target)].min()
+
+
+def corr_loss(A_ft: Any, A_pre: Any, s_target: int, s_corr: int, denominator: str = "pretrained") -> float:
+    """Eq. 3: log(Ã[s_target, s_corr] / A[s_target, s_target]) (denominator map per ``denominator``)."""
+    base = A_pre if denominator == "pretrained" else A_ft
+    return math.log(float(A_ft[s_target, s_corr]) / float(base[s_target, s_target]))
+
+
+def align_mask(n_words: int, s_target: int, s_corr: int, include_eos: bool = False) -> Any:
+    """A'_diff's entries: the causal (lower-triangular) map over the prompt's tokens 1..n (BOS row/column and padding
+    out), without [s_corr, s_corr], [s_target, s_corr] and [s_target, s_target]."""
+    import torch
+
+    last = n_words + (1 if include_eos else 0)
+    size = last + 1
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    mask[1:, 1:] = torch.tril(torch.ones(last, last, dtype=torch.bool))
+    for i, j in ((s_corr, s_corr), (s_target, s_corr), (s_target, s_target)):
+        mask[i, j] = False
+    return mask
+
+
+def align_loss(A_ft: Any, A_ref: Any, mask: Any) -> float:
+    """Eq. 4: max over ``mask`` of |Ã - A_ref|."""
+    size = mask.shape[0]
+    return float((A_ft[:size, :size] - A_ref[:size, :size]).abs()[mask].max())
+
+
+def select_epoch(validation: Sequence[float]) -> int:
+    """The (0-based) index of the lowest L_val (the first on ties)."""
+    return min(range(len(validation)), key=lambda i: (validation[i], i))
+
+
+def guidance_scale(w: float, convention: str = "paper") -> float:
+    """diffusers' guidance_scale g for Eq. 6: eps_u + g (eps_c - eps_u) = (1 + w) eps_c - w eps_u when g = 1 + w."""
+    if convention == "paper":
+        return 1.0 + float(w)
+    if convention == "diffusers":
+        return float(w)
+    raise T2IBenchError(f"decorrelation.w_convention={convention!r}; valid: paper, diffusers")
+
+
+def self_attention_map(text_encoder: Any, input_ids: Any, layer: int) -> Any:
+    """(tokens, tokens): layer ``layer``'s self-attention probabilities averaged over heads, for one prompt."""
+    out = text_encoder(input_ids, output_attentions=True)
+    return out.attentions[layer][0].mean(0)
+
+
+def eager_copy(text_encoder: Any) -> Any:
+    """A trainable copy of the text encoder whose attention returns probabilities (eager attention)."""
+    clone = copy.deepcopy(text_encoder)
+    if hasattr(clone, "set_attn_implementation"):
+        clone.set_attn_implementation("eager")
+    else:  # transformers 4.x
+        clone.config._attn_implementation = "eager"
+    return clone
+
+
+def encoder_layers(text_encoder: Any) -> Any:
+    """The transformer layers of a CLIP text encoder (transformers 4.x nests them under ``text_model``)."""
+    inner = getattr(text_encoder, "text_model", text_encoder)
+    return inner.encoder.layers
+
+
+def self_attention_parameter_names(text_encoder: Any, layer: int) -> list[str]:
+    """Names of the self-attention parameters of ``layer`` (``text_model.encoder.layers.11.self_attn.*`` in SD-1.x)."""
+    layers = encoder_layers(text_encoder)
+    if not -len(layers) <= layer < len(layers):
+        raise T2IBenchError(f"decorrelation: the text encoder has no layer {layer} (it has {len(layers)})")
+    wanted = {id(p) for p in layers[layer].self_attn.parameters()}
+    return [name for name, p in text_encoder.named_parameters() if id(p) in wanted]
+
+
+@METHODS.register("decorrelation")
+class Decorrelation(Method):
+    """Decorrelation finetuning and two-encoder sampling (see the module docstring)."""
+
+    name = "decorrelation"
+    supported_pipelines = ("StableDiffusionPipeline",)
+
+    def __init__(self, cfg: dict[str, Any], generation: dict[str, Any]):
+        super().__init__(cfg, generation)
+        self.weights: dict[str, dict[str, Any]] = {}
+        self.selection: dict[str, dict[str, Any]] = {}
+
+    def training_config(self) -> dict[str, Any]:
+        return {k: self.cfg.get(k) for k in TRAINING_KEYS}
+
+    def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
+        self.check_pipeline(pipe)
+        identity = getattr(pipe, "_t2ibench_identity", None) or {"class": type(pipe).__name__}
+        layer = int(self.cfg.get("layer", 11))
+        names = set(self_attention_parameter_names(pipe.text_encoder, layer))
+        expected = {name: tuple(p.shape) for name, p in pipe.text_encoder.named_parameters() if name in names}
+        for prompt in prompts:
+            target = prompt.metadata.get("target_word")
+            if not target:
+                raise T2IBenchError(
+                    f"decorrelation needs metadata.target_word (benchmark correlated_pairs or a CSV with target_word); prompt {prompt.id} has none"
+                )
+            key = training_key(identity, self.training_config(), {"prompt": prompt.text, "target_word": target})
+
+            def train(prompt: Prompt = prompt) -> tuple[dict[str, Any], dict[str, Any]]:
+                tensors, info = self.train(pipe, prompt)
+                return tensors, {"prompt": prompt.text, **info, "config": self.training_config()}
+
+            tensors, info = cache.load_or_train(self.name, key, expected, train)
+            self.weights[prompt.id] = tensors
+            self.selection[prompt.id] = {k: info.get(k) for k in ("s_target", "s_corr", "selected_epoch")}
+
+    def train(self, pipe: Any, prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Finetune the layer's self-attention on ``prompt`` (Eq. 2) and keep the epoch of lowest L_val (Eq. 5)."""
+        import torch
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        layer = int(cfg.get("layer", 11))
+        includes = bool(cfg.get("s_includes_target", True))
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        encoder = eager_copy(pipe.text_encoder).float().train()
+        ids = padded_ids(pipe.tokenizer, prompt.text).to(encoder.device)
+        n_words = len(pipe.tokenizer(prompt.text).input_ids) - 2
+        s_target = first_piece(pipe.tokenizer, prompt.text, prompt.metadata["target_word"])
+        with torch.no_grad():
+            A_pre = self_attention_map(encoder, ids, layer)
+        s_corr = choose_s_corr(A_pre, s_target, includes)
+        corr_word = prompt.metadata.get("correlated_word")
+        if corr_word and s_corr != first_word_piece(pipe.tokenizer, prompt.text, corr_word):
+            log.warning(
+                "decorrelation: %s: the most attended token is %r, not the record's correlated_word %r",
+                prompt.id,
+                pipe.tokenizer.convert_ids_to_tokens(int(ids[0, s_corr])),
+                corr_word,
+            )
+        names = set(self_attention_parameter_names(encoder, layer))
+        params = {name: p for name, p in encoder.named_parameters() if name in names}
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        for p in params.values():
+            p.requires_grad_(True)
+        optimizer = torch.optim.AdamW(list(params.values()), lr=float(cfg.get("learning_rate", 1e-5)), weight_decay=0.0)
+        mask = align_mask(n_words, s_target, s_corr, bool(cfg.get("align_include_eos", False)))
+        tau = float(cfg.get("tau", 5.0))
+        validation, train_losses, snapshots = [], [], []
+        for _epoch in tqdm(
+            range(int(cfg.get("epochs", 20))),
+            desc="train decorrelation",
+            unit="epoch",
+            disable=not cfg.get("progress", True),
+        ):
+            for _ in range(int(cfg.get("steps_per_epoch", 10))):
+                loss = train_loss(self_attention_map(encoder, ids, layer), s_target, s_corr, includes)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                train_losses.append(float(loss))
+            with torch.no_grad():
+                A_ft = self_attention_map(encoder, ids, layer)
+            value = corr_loss(
+                A_ft, A_pre, s_target, s_corr, cfg.get("corr_denominator", "pretrained")
+            ) + tau * align_loss(A_ft, A_pre, mask)
+            validation.append(value)
+            snapshots.append({name: p.detach().cpu().clone() for name, p in params.items()})
+            log.info(
+                "decorrelation %s epoch %d: L_train %.5f, L_val %.5f",
+                prompt.id,
+                len(validation),
+                train_losses[-1],
+                value,
+            )
+        best = select_epoch(validation)
+        info = {
+            "s_target": s_target,
+            "s_corr": s_corr,
+            "selected_epoch": best + 1,
+            "validation": validation,
+            "train_losses": train_losses,
+        }
+        return snapshots[best], info
+
+    def encoders(self, pipe: Any, prompt: Prompt) -> Any:
+        """The finetuned text encoder of ``prompt`` (a copy; the pipeline keeps the pretrained one)."""
+        import torch
+
+        if prompt.id not in self.weights:
+            raise T2IBenchError(f"decorrelation: prompt {prompt.id} was not prepared (call prepare first)")
+        encoder = copy.deepcopy(pipe.text_encoder)
+        with torch.no_grad():
+            for name, p in encoder.named_parameters():
+                if name in self.weights[prompt.id]:
+                    p.copy_(self.weights[prompt.id][name].to(p))
+        return encoder.eval()
+
+    def embeddings(self, pipe: Any, prompts: Sequence[Prompt]) -> tuple[Any, Any]:
+        """(conditional embeddings from each prompt's finetuned encoder, unconditional from the pretrained one)."""
+        import torch
+
+        device = pipe._execution_device
+        with torch.no_grad():
+            cond = torch.cat(
+                [self.encoders(pipe, p)(padded_ids(pipe.tokenizer, p.text).to(device))[0] for p in prompts]
+            )
+            uncond = pipe.text_encoder(padded_ids(pipe.tokenizer, "").to(device))[0].expand(len(prompts), -1, -1)
+        return cond, uncond
+
+    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+        import torch
+
+        self.check_pipeline(pipe)
+        apply_scheduler(pipe, self.generation.get("scheduler"))
+        cond, uncond = self.embeddings(pipe, prompts)
+        gen = self.generation
+        latents = initial_latents(
+            [as_image_seed(s) for s in seeds], latent_shape(pipe, gen.get("height"), gen.get("width"))
+        )
+        scale = guidance_scale(float(self.cfg.get("w", 7.5)), self.cfg.get("w_convention", "paper"))
+        with torch.inference_mode():
+            out = pipe(
+                prompt_embeds=cond.to(pipe.dtype),
+                negative_prompt_embeds=uncond.to(pipe.dtype),
+                latents=latents.to(device=pipe.device, dtype=pipe.dtype),
+                num_inference_steps=int(gen["num_inference_steps"]),
+                guidance_scale=scale,
+                height=gen.get("height"),
+                width=gen.get("width"),
+                output_type="pil",
+            )
+        return list(out.images)
