@@ -26,7 +26,10 @@ def test_unknown_names_exit_nonzero_with_one_line(tmp_path):
             f"t2ibench: error: unknown method 'nope'; valid methods: {METHOD_NAMES}",
         ),
         (["benchmark=nope"], "t2ibench: error: unknown benchmark 'nope'; valid benchmarks: "),
-        (["evaluators=[clip_score,nope]"], "t2ibench: error: unknown evaluator 'nope'; valid evaluators: clip_score"),
+        (
+            ["evaluators=[clip_score,nope]"],
+            f"t2ibench: error: unknown evaluator 'nope'; valid evaluators: {', '.join(conf_options('evaluator'))}",
+        ),
         (["model=nope"], "t2ibench: error: unknown model 'nope'; valid models: "),
     ):
         result = t2ibench(*args, cwd=tmp_path)

@@ -241,7 +241,8 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 1),
         "table": table,
     }
-    metrics = ", ".join(f"{c}={v:.3f}" for c, v in _row_metrics(table, labels, gen_hash).items())
+    shown = list(_row_metrics(table, labels, gen_hash).items())
+    metrics = ", ".join(f"{c}={v:.3f}" for c, v in shown[:6]) + (f" (+{len(shown) - 6} more)" if len(shown) > 6 else "")
     log.info(
         "done %s: %d images (%d generated, %d scored) in %.1fs; %s; tables in %s",
         summary["cell"],

@@ -1,0 +1,296 @@
+"""Vision-language models for the alignment evaluators: the CLIP-FlanT5 VQAScore model, re-implemented from the
+specification of ``../shared/reference/evaluators.md`` §1.2 (t2v_metrics v3.0 @7c06208 behaviour; no code copied),
+and the answer-probability rules of t2v-metrics 3.0.
+
+CLIP-FlanT5 (``zhiqiulin/clip-flant5-xxl``, the VQAScore paper's default): a ``T5ForConditionalGeneration`` whose
+encoder input is ``[system USER: </s>] [image patch features] [\\n question ASSISTANT: </s>]`` (the prompt is split at
+``<image>`` and each chunk is tokenised separately, so each ends in ``</s>``); image features are the CLIP vision
+tower's penultimate-layer patch tokens (``mm_vision_select_layer`` -2, no CLS) through ``mm_projector``
+(``mlp2x_gelu``); images are padded to a square with the CLIP mean colour, then resized to 336 and centre-cropped.
+The checkpoint layout is that of t2v_metrics' ``CLIPT5ForConditionalGeneration``: T5 keys, ``mm_projector.{0,2}.*``
+and ``vision_tower.vision_tower.*`` (a ``CLIPVisionModel``; loaded from ``mm_vision_tower`` when absent).
+The slow T5 tokenizer of ``google/flan-t5-xxl`` (``use_fast=False``, ``model_max_length`` 2048) is used.
+
+Rules (``rule``): ``geometric`` = exp(-mean cross-entropy) over the answer tokens including ``</s>`` (CLIP-FlanT5,
+LLaVA: about sqrt(P(Yes)) since P(</s>|Yes) ~ 1; not a Yes/No softmax); ``first_token`` = softmax over the vocabulary
+of the first generated step, probability of the first token of the answer (Qwen2-VL in v3.0).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from t2ibench.errors import T2IBenchError
+
+SYSTEM_MESSAGE = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+IMAGE_PLACEHOLDER = "<image>"
+
+
+def geometric_answer_probability(logits: Any, labels: Any) -> Any:
+    """exp(-mean CE) per sample over the label positions that are not -100 (logits (B, L, V), labels (B, L))."""
+    import torch
+
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    mask = labels != -100
+    picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    mean_nll = -(picked * mask).sum(-1) / mask.sum(-1)
+    return torch.exp(-mean_nll)
+
+
+def first_token_probability(scores: Any, token_id: int) -> Any:
+    """softmax over the vocabulary of the first generated step's scores (B, V), at ``token_id``."""
+    import torch
+
+    return torch.softmax(scores.float(), dim=-1)[:, token_id]
+
+
+def expand2square(image: Any, color: tuple[int, int, int]) -> Any:
+    """Pad a PIL image to a square with ``color``, centred (LLaVA's ``expand2square``)."""
+    from PIL import Image
+
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    canvas = Image.new(image.mode, (side, side), color)
+    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+class CLIPFlanT5:
+    """The CLIP-FlanT5 VQAScore model (see the module docstring)."""
+
+    def __init__(
+        self, t5: Any, vision: Any, projector: Any, tokenizer: Any, image_processor: Any, select_layer: int = -2
+    ):
+        self.t5, self.vision, self.projector = t5.eval(), vision.eval(), projector.eval()
+        self.tokenizer, self.image_processor, self.select_layer = tokenizer, image_processor, select_layer
+
+    @property
+    def device(self) -> Any:
+        return next(self.t5.parameters()).device
+
+    def to(self, device: str, dtype: Any = None) -> CLIPFlanT5:
+        for module in (self.t5, self.vision, self.projector):
+            module.to(device=device, dtype=dtype)
+        return self
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def image_features(self, images: list[Any]) -> Any:
+        """(B, patches, d_model) projected penultimate-layer patch features of PIL images."""
+        mean = tuple(int(round(255 * v)) for v in self.image_processor.image_mean)
+        squared = [expand2square(image.convert("RGB"), mean) for image in images]
+        pixels = self.image_processor(images=squared, return_tensors="pt")["pixel_values"].to(
+            self.device, next(self.vision.parameters()).dtype
+        )
+        hidden = self.vision(pixels, output_hidden_states=True).hidden_states[self.select_layer][:, 1:]
+        return self.projector(hidden)
+
+    def encoder_inputs(self, features: Any, questions: list[str]) -> tuple[Any, Any]:
+        """(inputs_embeds, attention_mask) of ``system USER: <image>\\n question ASSISTANT: `` per sample, right padded."""
+        import torch
+
+        embed = self.t5.get_input_embeddings()
+        rows = []
+        for feature, question in zip(features, questions, strict=True):
+            prompt = f"{SYSTEM_MESSAGE} USER: {IMAGE_PLACEHOLDER}\n{question} ASSISTANT: "
+            before, after = prompt.split(IMAGE_PLACEHOLDER)
+            ids = [torch.tensor(self.tokenizer(chunk).input_ids, device=self.device) for chunk in (before, after)]
+            rows.append(torch.cat([embed(ids[0]), feature.to(embed.weight.dtype), embed(ids[1])]))
+        length = max(r.shape[0] for r in rows)
+        embeds = torch.zeros(len(rows), length, rows[0].shape[-1], dtype=rows[0].dtype, device=self.device)
+        mask = torch.zeros(len(rows), length, dtype=torch.long, device=self.device)
+        for i, row in enumerate(rows):
+            embeds[i, : row.shape[0]] = row
+            mask[i, : row.shape[0]] = 1
+        return embeds, mask
+
+    def answer_probability(self, images: list[Any], questions: list[str], answer: str = "Yes") -> list[float]:
+        """The ``geometric`` rule: exp(-mean CE) over the tokens of ``answer`` and ``</s>`` (teacher forced)."""
+        import torch
+
+        with torch.no_grad():
+            embeds, mask = self.encoder_inputs(self.image_features(images), questions)
+            label = torch.tensor(self.tokenizer(answer).input_ids, device=self.device)
+            labels = label.unsqueeze(0).repeat(len(questions), 1)
+            decoder_input_ids = self.t5._shift_right(labels)  # teacher forcing, as passing labels does
+            logits = self.t5(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
+            return geometric_answer_probability(logits, labels).tolist()
+
+    def generate(self, images: list[Any], question: str, max_new_tokens: int = 64) -> list[str]:
+        """Greedy answers (captions) to ``question`` about each image."""
+        import torch
+
+        with torch.no_grad():
+            embeds, mask = self.encoder_inputs(self.image_features(images), [question] * len(images))
+            out = self.t5.generate(
+                inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+            )
+        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        where: str,
+        revision: str | None = None,
+        tokenizer: str = "google/flan-t5-xxl",
+        dtype: str = "bfloat16",
+        device: str = "cpu",
+    ) -> CLIPFlanT5:
+        """Load the t2v_metrics checkpoint layout from a hub id (at ``revision``) or a local folder."""
+        import torch
+        from transformers import (
+            CLIPVisionConfig,
+            CLIPVisionModel,
+            T5Config,
+            T5ForConditionalGeneration,
+            T5Tokenizer,
+        )
+
+        try:
+            folder = Path(where) if Path(where).is_dir() else _download(where, revision)
+            config = json.loads((folder / "config.json").read_text())
+            state = _load_state_dict(folder)
+            t5_tokenizer = (
+                T5Tokenizer.from_pretrained(tokenizer, model_max_length=2048)
+                if tokenizer != "local"
+                else T5Tokenizer.from_pretrained(folder)
+            )
+        except OSError as err:
+            raise T2IBenchError(
+                f"VQAScore model {where}@{revision or 'main'} is not available offline ({str(err).splitlines()[0]}); download it (and "
+                f"{tokenizer}) with `huggingface-cli download` where there is internet and set the evaluator's model to the local folder"
+            ) from None
+        t5_config = T5Config(
+            **{k: v for k, v in config.items() if k not in ("model_type", "architectures", "auto_map")}
+        )
+        t5 = T5ForConditionalGeneration(t5_config)
+        t5_keys = {k: v for k, v in state.items() if not k.startswith(("vision_tower.", "mm_projector."))}
+        missing, unexpected = t5.load_state_dict(t5_keys, strict=False)
+        if [k for k in missing if "embed_tokens" not in k and k != "lm_head.weight"] or unexpected:
+            raise T2IBenchError(
+                f"{where}: not a CLIP-FlanT5 checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        vision_keys = {
+            k[len("vision_tower.vision_tower.") :]: v
+            for k, v in state.items()
+            if k.startswith("vision_tower.vision_tower.")
+        }
+        vision_name = config.get("mm_vision_tower", "openai/clip-vit-large-patch14-336")
+        if vision_keys:
+            vision = (
+                CLIPVisionModel(CLIPVisionConfig(**config["vision_config"]))
+                if "vision_config" in config
+                else CLIPVisionModel.from_pretrained(vision_name)
+            )
+            vision.load_state_dict(vision_keys)
+        else:
+            vision = CLIPVisionModel.from_pretrained(vision_name)
+        projector = build_projector(
+            config.get("mm_projector_type", "mlp2x_gelu"), int(config["mm_hidden_size"]), int(config["d_model"])
+        )
+        projector.load_state_dict(
+            {k[len("mm_projector.") :]: v for k, v in state.items() if k.startswith("mm_projector.")}
+        )
+        processor = _clip_processor(vision_name, int(vision.config.image_size))
+        model = cls(t5, vision, projector, t5_tokenizer, processor, int(config.get("mm_vision_select_layer", -2)))
+        return model.to(device, getattr(torch, dtype))
+
+
+def build_projector(kind: str, in_dim: int, out_dim: int) -> Any:
+    """``mlp{N}x_gelu`` (Linear, then (GELU, Linear) x N-1) or ``linear``."""
+    import re
+
+    import torch
+
+    if kind == "linear":
+        return torch.nn.Linear(in_dim, out_dim)
+    match = re.fullmatch(r"mlp(\d+)x_gelu", kind)
+    if not match:
+        raise T2IBenchError(f"unknown projector type {kind!r}")
+    layers: list[Any] = [torch.nn.Linear(in_dim, out_dim)]
+    for _ in range(int(match.group(1)) - 1):
+        layers += [torch.nn.GELU(), torch.nn.Linear(out_dim, out_dim)]
+    return torch.nn.Sequential(*layers)
+
+
+def _download(repo: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    return Path(
+        snapshot_download(
+            repo, revision=revision or "main", allow_patterns=["*.json", "*.safetensors", "*.bin", "*.model"]
+        )
+    )
+
+
+def _load_state_dict(folder: Path) -> dict[str, Any]:
+    import torch
+    from safetensors.torch import load_file
+
+    state: dict[str, Any] = {}
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        raise OSError(f"no weights in {folder}")
+    for file in files:
+        state.update(
+            load_file(file)
+            if file.suffix == ".safetensors"
+            else torch.load(file, map_location="cpu", weights_only=True)
+        )
+    return state
+
+
+def _clip_processor(name: str, size: int) -> Any:
+    from t2ibench.tiny_models import clip_image_processor
+
+    processor = clip_image_processor(size)
+    return processor
+
+
+def tiny_clip_flant5(seed: int = 0) -> CLIPFlanT5:
+    """A seeded random CLIP-FlanT5 with the real structure (tiny T5, tiny CLIP tower, mlp2x_gelu projector) and the
+    tiny CLIP-style tokenizer standing in for T5's (offline tests)."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModel, T5Config, T5ForConditionalGeneration
+
+    from t2ibench.clip_tokenizer import build_tiny_clip_tokenizer
+    from t2ibench.tiny_models import clip_image_processor
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        t5 = T5ForConditionalGeneration(
+            T5Config(
+                vocab_size=49408,
+                d_model=32,
+                d_kv=8,
+                d_ff=64,
+                num_layers=2,
+                num_decoder_layers=2,
+                num_heads=4,
+                decoder_start_token_id=0,
+                pad_token_id=0,
+                eos_token_id=49407,
+            )
+        )
+        vision = CLIPVisionModel(
+            CLIPVisionConfig(
+                image_size=64,
+                patch_size=16,
+                hidden_size=32,
+                intermediate_size=37,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+            )
+        )
+        projector = build_projector("mlp2x_gelu", 32, 32)
+    tokenizer = copy.deepcopy(build_tiny_clip_tokenizer())
+    tokenizer.model_max_length = 2048  # as the flan-t5 tokenizer is used (T5 has relative positions)
+    return CLIPFlanT5(t5, vision, projector, tokenizer, clip_image_processor(64))

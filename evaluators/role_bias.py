@@ -1,0 +1,130 @@
+"""Role bias beta on RoleBench (Malakouti & Kovashka, NeurIPS 2025; ReBind@19ea3fa ``rebind/eval/eval.py``,
+``eval/evaluators/VQAScore_evaluator.py``; ``../shared/reference/evaluators.md`` §2.2-2.3).
+
+Each image of a composition c is scored against c and against its reverse c_rev with VQAScore (the ``vqascore``
+evaluator's backend and template, configured under ``vqa``), on the records' bare phrases ``vqa_text`` /
+``vqa_text_reverse``:  ITA(I, x) = VQAScore(I, text(x));  M = mean ITA(I, c);  U = mean ITA(I, c_rev);
+beta = U - M (the paper's sign: beta > 0 means the images show the reverse, usually frequent, composition; the
+official code stores M - U as "delta").
+Role questions (t2ibench's frozen set in the records' ``questions`` / ``questions_reverse``): with VQAScore the
+parallel **statements** are scored (soft scores); a category's score is the mean over its statements; the total is
+sum_cat w_cat score_cat / sum_cat w_cat floored at 0.001; M uses the composition's statements, U its reverse's, on the
+same images; beta = U - M per category.
+
+Per-image rows: ``ita_M``, ``ita_U`` and ``<category>_M``, ``<category>_U`` for every category plus ``total_M``, ``total_U``.
+Table cells (the paper's layout, flattened): for each of ``frequent`` and ``rare`` and for VQAScore and each category,
+M, U and beta, each the macro mean over the compositions of that type (mean per composition first; equal to the
+micro mean when every composition has the same number of images), e.g. ``rare.vqascore.beta``, ``frequent.spatial.M``.
+Per composition and per relation values are in the per-image rows (group by ``prompt_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from t2ibench.errors import T2IBenchError
+from t2ibench.evaluators import EVALUATORS
+from t2ibench.evaluators.base import Evaluator
+from t2ibench.evaluators.vqascore import vqa_scores
+from t2ibench.run_store import RunStore
+from t2ibench.stats import Cell, mean_ci
+
+CATEGORIES = ("detection", "spatial", "orientation", "pose", "facial_expression")
+FLOOR = 0.001
+
+
+def weighted_total(scores: Mapping[str, float], weights: Mapping[str, float]) -> float:
+    """sum_cat w_cat score_cat / sum_cat w_cat, floored at 0.001 (the official QA total)."""
+    total = sum(weights[c] * scores[c] for c in scores) / sum(weights[c] for c in scores)
+    return max(total, FLOOR)
+
+
+def composition_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per frequency ('frequent'/'rare'): for each column prefix in ``columns``, M, U and beta = U - M, each the mean
+    over compositions of the per-composition means of the image rows (``prompt_id``, ``frequency`` and
+    ``<column>_M`` / ``<column>_U`` keys)."""
+    per_composition: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        per_composition.setdefault(row["prompt_id"], []).append(row)
+    out: dict[str, dict[str, float]] = {}
+    for frequency in ("frequent", "rare"):
+        comps = [r for r in per_composition.values() if r[0]["frequency"] == frequency]
+        if not comps:
+            continue
+        for column in columns:
+            m = sum(sum(r[f"{column}_M"] for r in c) / len(c) for c in comps) / len(comps)
+            u = sum(sum(r[f"{column}_U"] for r in c) / len(c) for c in comps) / len(comps)
+            out.setdefault(frequency, {})[f"{column}.M"] = m
+            out[frequency][f"{column}.U"] = u
+            out[frequency][f"{column}.beta"] = u - m
+    return out
+
+
+@EVALUATORS.register("role_bias")
+class RoleBiasEvaluator(Evaluator):
+    """Role bias beta and role-question M/U/beta (see the module docstring)."""
+
+    name = "role_bias"
+    runtime_keys = (*Evaluator.runtime_keys, "python", "timeout")
+
+    def _vqa(self) -> dict[str, Any]:
+        return dict(self.cfg.get("vqa") or {})
+
+    def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        pairs: list[tuple[int, str, str]] = []  # (record index, column, text)
+        for i, record in enumerate(records):
+            meta = record["prompt"]["metadata"]
+            if "vqa_text" not in meta or "questions" not in meta:
+                raise T2IBenchError(
+                    f"role_bias needs RoleBench prompts (vqa_text, questions); {record['prompt']['id']} has none"
+                )
+            pairs += [(i, "ita_M", meta["vqa_text"]), (i, "ita_U", meta["vqa_text_reverse"])]
+            for side, key in (("M", "questions"), ("U", "questions_reverse")):
+                for category in CATEGORIES:
+                    pairs += [(i, f"{category}_{side}#{k}", s) for k, s in enumerate(meta[key][category]["statements"])]
+        values = vqa_scores(self._vqa(), store, [records[i] for i, _, _ in pairs], [t for _, _, t in pairs])
+        rows: list[dict[str, Any]] = [{"frequency": r["prompt"]["metadata"]["frequency"]} for r in records]
+        sums: list[dict[str, list[float]]] = [{} for _ in records]
+        for (i, column, _), value in zip(pairs, values, strict=True):
+            if "#" in column:
+                sums[i].setdefault(column.split("#")[0], []).append(value)
+            else:
+                rows[i][column] = value
+        for i, record in enumerate(records):
+            meta = record["prompt"]["metadata"]
+            for side, key in (("M", "questions"), ("U", "questions_reverse")):
+                scores = {c: sum(sums[i][f"{c}_{side}"]) / len(sums[i][f"{c}_{side}"]) for c in CATEGORIES}
+                rows[i].update({f"{c}_{side}": v for c, v in scores.items()})
+                rows[i][f"total_{side}"] = weighted_total(
+                    scores, {c: float(meta[key][c]["weight"]) for c in CATEGORIES}
+                )
+        return rows
+
+    def aggregate(self, frame: Any) -> list[Cell]:
+        if not len(frame):
+            return []
+        rows = frame.to_dict("records")
+        table = composition_table(rows, ["ita", *CATEGORIES, "total"])
+        cells = []
+        for frequency, values in table.items():
+            n = int((frame["frequency"] == frequency).sum())
+            for name, value in values.items():
+                metric = f"{frequency}.{name}".replace(".ita.", ".vqascore.")
+                if name.endswith(".beta"):
+                    column = name.split(".")[0]
+                    diffs = [r[f"{column}_U"] - r[f"{column}_M"] for r in rows if r["frequency"] == frequency]
+                    _, low, high = mean_ci(diffs)
+                    shift = value - sum(diffs) / len(diffs) if diffs else 0.0  # the macro mean; the CI is over images
+                    cells.append(
+                        Cell(
+                            metric,
+                            value,
+                            None if low is None else low + shift,
+                            None if high is None else high + shift,
+                            n,
+                        )
+                    )
+                else:
+                    cells.append(Cell(metric, value, None, None, n))
+        return cells

