@@ -38,14 +38,16 @@ CLAMP_RULES = ("none", "per_sample", "mean")
 _BACKBONES: dict[tuple, tuple[Any, Any]] = {}
 
 
-def load_clip(backbone: str, revision: str | None = None, device: str = "cpu", seed: int = 0) -> tuple[Any, Any]:
-    """(CLIPModel, CLIPProcessor) for a hub id or local folder, or ``tiny``; cached per process."""
-    key = (backbone, revision, device, seed)
+def load_clip(
+    backbone: str, revision: str | None = None, device: str = "cpu", seed: int = 0, projection_dim: int = 16
+) -> tuple[Any, Any]:
+    """(CLIPModel, CLIPProcessor) for a hub id or local folder, or ``tiny`` (with ``projection_dim``); cached per process."""
+    key = (backbone, revision, device, seed, projection_dim if backbone == "tiny" else None)
     if key not in _BACKBONES:
         if backbone == "tiny":
             from t2ibench.tiny_models import build_tiny_clip
 
-            model, processor = build_tiny_clip(seed)
+            model, processor = build_tiny_clip(seed, projection_dim=projection_dim)
         else:
             from transformers import CLIPModel, CLIPProcessor
 

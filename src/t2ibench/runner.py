@@ -267,8 +267,7 @@ def _row_metrics(table: Any, labels: Mapping[str, str], gen_hash: str) -> dict[s
     if not len(row):
         return {}
     skip = ("model", "method", "benchmark", "config", "images")
-    return {
-        c: float(row.iloc[0][c])
-        for c in table.columns
-        if c not in skip and not c.endswith(("_ci_low", "_ci_high", "_n"))
+    values = {
+        c: row.iloc[0][c] for c in table.columns if c not in skip and not c.endswith(("_ci_low", "_ci_high", "_n"))
     }
+    return {c: float(v) for c, v in values.items() if v is not None and v == v}  # NaN: a metric of another row only

@@ -124,7 +124,9 @@ def build_tiny_sd_pipeline(
     return pipe
 
 
-def build_tiny_clip(seed: int = 0, tokenizer: CLIPTokenizer | None = None) -> tuple[CLIPModel, CLIPProcessor]:
+def build_tiny_clip(
+    seed: int = 0, tokenizer: CLIPTokenizer | None = None, projection_dim: int = 16
+) -> tuple[CLIPModel, CLIPProcessor]:
     """A tiny random ``CLIPModel`` (64 px ViT) and its ``CLIPProcessor`` (PIL image processor, no torchvision)."""
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor
@@ -140,7 +142,7 @@ def build_tiny_clip(seed: int = 0, tokenizer: CLIPTokenizer | None = None) -> tu
             "num_attention_heads": 4,
             "hidden_act": "quick_gelu",
         },
-        projection_dim=16,
+        projection_dim=projection_dim,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -1,0 +1,280 @@
+"""FID (Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", NeurIPS
+2017): ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)) of feature statistics, computed with torchmetrics'
+``FrechetInceptionDistance`` (float64) on features extracted here; ``../shared/reference/evaluators.md`` §4.1-4.3.
+
+Reference sets (``reference``): ``folder`` (every image under ``reference_dir``), ``coco`` (the real COCO images of
+the run's COCO-30K prompts, found by ``image_id`` in ``coco_image_dir`` as ``COCO_val2014_<id>.jpg``, ``<id>.jpg`` or
+``<id>.png``), or ``per_prompt`` (``reference_dir/<prompt id>/``: the Decorrelation paper's image-image FID against a
+curated folder per prompt; the cell is the mean over prompts).
+Features (``feature_extractor``): ``inception`` = the standard FID Inception-v3 weights through torchmetrics /
+torch-fidelity (the ``fid`` extra; torch-fidelity needs torchvision), 2048-d pool features; any module mapping
+(B, 3, 299, 299) float images in [0, 255] to (B, D) can be injected (``feature_module``), e.g. in tests.
+Conventions (``convention``, recorded with every number): ``clean`` = clean-fid's: PIL bicubic resize to 299 of each
+channel in float, no quantisation (RespoDiff's choice); ``torchmetrics`` = uint8 input resized inside the network
+(torch-fidelity's TF1-style bilinear resize, no antialias). With the torch-fidelity network, which takes uint8 only,
+``clean`` rounds the float resize to uint8 (documented deviation: clean-fid's own network takes the float image).
+The reference statistics are cached under ``$T2IBENCH_CACHE/fid/`` by (folder content hash, extractor, convention).
+Per-image rows: ``feature_file`` and ``feature_index`` (generated features kept in the store) and ``image_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from t2ibench.atomic import atomic_write_bytes
+from t2ibench.errors import T2IBenchError
+from t2ibench.evaluators import EVALUATORS
+from t2ibench.evaluators.base import Evaluator
+from t2ibench.hashing import stable_hash
+from t2ibench.run_store import RunStore
+from t2ibench.stats import Cell, mean_cell
+
+CONVENTIONS = ("clean", "torchmetrics")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+FID_SIZE = 299
+
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+    """The Frechet distance of two Gaussians, in float64 with scipy's sqrtm (eps offset when singular)."""
+    import numpy as np
+    from scipy import linalg
+
+    mu1, mu2, sigma1, sigma2 = (np.asarray(a, dtype=np.float64) for a in (mu1, mu2, sigma1, sigma2))
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def preprocess(image: Any, convention: str) -> Any:
+    """(3, 299, 299) float tensor in [0, 255] under the convention (see the module docstring)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    if convention not in CONVENTIONS:
+        raise T2IBenchError(f"fid.convention={convention!r}; valid: {', '.join(CONVENTIONS)}")
+    rgb = image.convert("RGB")
+    if convention == "clean":
+        channels = [
+            np.asarray(
+                Image.fromarray(np.asarray(rgb, dtype=np.float32)[..., c], mode="F").resize(
+                    (FID_SIZE, FID_SIZE), Image.BICUBIC
+                )
+            )
+            for c in range(3)
+        ]
+        return torch.from_numpy(np.stack(channels).clip(0, 255))
+    return torch.from_numpy(np.asarray(rgb.resize((FID_SIZE, FID_SIZE), Image.BILINEAR), dtype=np.float32)).permute(
+        2, 0, 1
+    )
+
+
+class _Passthrough:
+    """A torchmetrics feature 'network' that returns the (B, D) features it is given."""
+
+    def __new__(cls, dim: int) -> Any:
+        import torch
+
+        class Passthrough(torch.nn.Module):
+            def forward(self, x: Any) -> Any:
+                return x if x.ndim == 2 else torch.zeros(x.shape[0], dim, dtype=torch.float64)
+
+        return Passthrough()
+
+
+def torchmetrics_fid(real: Mapping[str, Any], fake_features: Any) -> float:
+    """FID from cached real statistics (sum, covariance sum, count) and fake features, by torchmetrics (float64)."""
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    dim = int(real["sum"].shape[0])
+    metric = FrechetInceptionDistance(feature=_Passthrough(dim), normalize=False, reset_real_features=False)
+    metric.set_dtype(torch.float64)
+    metric.real_features_sum = torch.as_tensor(real["sum"], dtype=torch.float64)
+    metric.real_features_cov_sum = torch.as_tensor(real["cov_sum"], dtype=torch.float64)
+    metric.real_features_num_samples = torch.as_tensor(int(real["n"]))
+    metric.update(torch.as_tensor(fake_features, dtype=torch.float64), real=False)
+    return float(metric.compute())
+
+
+def statistics(features: Any) -> dict[str, Any]:
+    """The sufficient statistics torchmetrics keeps: sum, sum of outer products, count (float64)."""
+    import numpy as np
+
+    f = np.asarray(features, dtype=np.float64)
+    return {"sum": f.sum(0), "cov_sum": f.T @ f, "n": np.int64(f.shape[0])}
+
+
+def images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def files_hash(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+@EVALUATORS.register("fid")
+class FIDEvaluator(Evaluator):
+    """FID of a run's images against a reference set (see the module docstring)."""
+
+    name = "fid"
+    runtime_keys = (*Evaluator.runtime_keys, "feature_module", "cache_dir")
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__(cfg)
+        self._module = self.cfg.get("feature_module")
+
+    def eval_config(self) -> dict[str, Any]:
+        config = super().eval_config()
+        if self._module is not None:
+            config["feature_extractor"] = f"injected:{type(self._module).__name__}:{self.cfg.get('feature_id', '')}"
+        return config
+
+    def extractor(self) -> Any:
+        if self._module is None:
+            if self.cfg.get("feature_extractor", "inception") != "inception":
+                raise T2IBenchError("fid.feature_extractor must be 'inception' (or inject feature_module)")
+            try:
+                from torchmetrics.image.fid import NoTrainInceptionV3
+            except (ImportError, ModuleNotFoundError) as err:
+                raise T2IBenchError(
+                    f"FID's Inception network needs the fid extra (torch-fidelity, torchvision): pip install 't2ibench[fid]' ({err})"
+                ) from None
+            network = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
+            self._module = lambda x: network(x.round().clamp(0, 255).byte())
+        return self._module
+
+    def features(self, images: Sequence[Any]) -> Any:
+        import torch
+
+        batch = torch.stack([preprocess(i, self.cfg.get("convention", "clean")) for i in images])
+        with torch.inference_mode():
+            return self.extractor()(batch).double().cpu().numpy()
+
+    def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        import numpy as np
+
+        feats = np.concatenate(
+            [self.features([store.load_image(r) for r in records[i : i + 32]]) for i in range(0, len(records), 32)]
+        )
+        folder = store.scores_dir / "fid_features"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.eval_key}-{stable_hash([r['image_sha256'] for r in records], 12)}.npy"
+        buffer = io.BytesIO()
+        np.save(buffer, feats, allow_pickle=False)
+        atomic_write_bytes(path, buffer.getvalue())
+        return [
+            {
+                "feature_file": str(path),
+                "feature_index": i,
+                "image_id": str(r["prompt"]["metadata"].get("image_id", "")),
+            }
+            for i, r in enumerate(records)
+        ]
+
+    # -- reference ------------------------------------------------------------------------------
+    def reference_stats(self, paths: Sequence[Path]) -> dict[str, Any]:
+        """Statistics of reference images, cached by (content hash, extractor, convention)."""
+        import numpy as np
+        from PIL import Image
+
+        if not paths:
+            raise T2IBenchError("fid: the reference set is empty")
+        key = stable_hash(
+            {
+                "files": files_hash(paths),
+                "extractor": self.eval_config().get("feature_extractor", "inception"),
+                "convention": self.cfg.get("convention", "clean"),
+            },
+            16,
+        )
+        cache = (
+            Path(
+                self.cfg.get("cache_dir")
+                or Path(os.environ.get("T2IBENCH_CACHE") or Path.home() / ".cache" / "t2ibench") / "fid"
+            )
+            / f"{key}.npz"
+        )
+        if cache.is_file():
+            with np.load(cache, allow_pickle=False) as data:
+                return {k: data[k] for k in ("sum", "cov_sum", "n")}
+        images = []
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    images.append(image.convert("RGB"))
+            except Exception as err:  # a corrupt or non-image file
+                raise T2IBenchError(f"fid: cannot read reference image {path}: {err}") from None
+        feats = np.concatenate([self.features(images[i : i + 32]) for i in range(0, len(images), 32)])
+        stats = statistics(feats)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, **stats)
+        atomic_write_bytes(cache, buffer.getvalue())
+        return stats
+
+    def _reference_paths(self, frame: Any, prompt_id: str | None = None) -> list[Path]:
+        mode = self.cfg.get("reference", "folder")
+        if mode == "folder":
+            return images_in(Path(self.cfg["reference_dir"]))
+        if mode == "per_prompt":
+            return images_in(Path(self.cfg["reference_dir"]) / str(prompt_id))
+        if mode == "coco":
+            root = Path(self.cfg["coco_image_dir"])
+            paths = []
+            for image_id in sorted(set(frame["image_id"].astype(str))):
+                found = next(
+                    (
+                        root / n
+                        for n in (f"COCO_val2014_{image_id}.jpg", f"{image_id}.jpg", f"{image_id}.png")
+                        if (root / n).is_file()
+                    ),
+                    None,
+                )
+                if found is None:
+                    raise T2IBenchError(f"fid: no real COCO image for id {image_id} in {root}")
+                paths.append(found)
+            return paths
+        raise T2IBenchError(f"fid.reference={mode!r}; valid: folder, coco, per_prompt")
+
+    def aggregate(self, frame: Any) -> list[Cell]:
+        import numpy as np
+
+        if not len(frame):
+            return [Cell("fid", float("nan"))]
+        loaded: dict[str, Any] = {}
+        feats = np.stack(
+            [
+                loaded.setdefault(f, np.load(f, allow_pickle=False))[int(i)]
+                for f, i in zip(frame["feature_file"], frame["feature_index"], strict=True)
+            ]
+        )
+        if self.cfg.get("reference", "folder") == "per_prompt":
+            values = []
+            for prompt_id, index in frame.groupby("prompt_id").groups.items():
+                rows = [frame.index.get_loc(i) for i in index]
+                values.append(
+                    torchmetrics_fid(self.reference_stats(self._reference_paths(frame, prompt_id)), feats[rows])
+                )
+            return [mean_cell("fid", values)]
+        return [
+            Cell(
+                "fid",
+                torchmetrics_fid(self.reference_stats(self._reference_paths(frame)), feats),
+                None,
+                None,
+                len(frame),
+            )
+        ]
