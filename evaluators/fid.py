@@ -7,7 +7,8 @@ the run's COCO-30K prompts, found by ``image_id`` in ``coco_image_dir`` as ``COC
 ``<id>.png``), or ``per_prompt`` (``reference_dir/<prompt id>/``: the Decorrelation paper's image-image FID against a
 curated folder per prompt; the cell is the mean over prompts).
 Features (``feature_extractor``): ``inception`` = the standard FID Inception-v3 weights through torchmetrics /
-torch-fidelity (the ``fid`` extra; torch-fidelity needs torchvision), 2048-d pool features; any module mapping
+torch-fidelity (the ``fid`` extra; torch-fidelity needs torchvision), 2048-d pool features; ``tiny`` = a seeded random
+conv net (the tiny model's offline stand-in; its numbers mean nothing); any module mapping
 (B, 3, 299, 299) float images in [0, 255] to (B, D) can be injected (``feature_module``), e.g. in tests.
 Conventions (``convention``, recorded with every number): ``clean`` = clean-fid's: PIL bicubic resize to 299 of each
 channel in float, no quantisation (RespoDiff's choice); ``torchmetrics`` = uint8 input resized inside the network
@@ -114,6 +115,24 @@ def statistics(features: Any) -> dict[str, Any]:
     return {"sum": f.sum(0), "cov_sum": f.T @ f, "n": np.int64(f.shape[0])}
 
 
+def tiny_feature_extractor(seed: int = 0) -> Any:
+    """A seeded random convolutional feature extractor (64-d) standing in for Inception in offline tiny runs."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 5, stride=4),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, 5, stride=4),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(128, 64),
+        ).eval()
+    return lambda x: net(x.float() / 127.5 - 1.0)
+
+
 def images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -143,9 +162,11 @@ class FIDEvaluator(Evaluator):
         return config
 
     def extractor(self) -> Any:
+        if self._module is None and self.cfg.get("feature_extractor") == "tiny":
+            self._module = tiny_feature_extractor(int(self.cfg.get("seed", 0)))
         if self._module is None:
             if self.cfg.get("feature_extractor", "inception") != "inception":
-                raise T2IBenchError("fid.feature_extractor must be 'inception' (or inject feature_module)")
+                raise T2IBenchError("fid.feature_extractor must be 'inception' or 'tiny' (or inject feature_module)")
             try:
                 from torchmetrics.image.fid import NoTrainInceptionV3
             except (ImportError, ModuleNotFoundError) as err:
