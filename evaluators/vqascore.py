@@ -145,6 +145,18 @@ def score_t2v_metrics(cfg: Mapping[str, Any], image_paths: Sequence[str], texts:
     return [float(row["score"]) for row in data["scores"]]
 
 
+def vqa_scores_for_images(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequence[str]) -> list[float]:
+    """VQAScore of in-memory PIL images (no run store, no cache): the native backend, or t2v-metrics via temporary PNGs."""
+    if cfg.get("backend", "transformers") == "t2v_metrics":
+        with tempfile.TemporaryDirectory(prefix="t2ibench-vqa-") as folder:
+            paths = []
+            for i, image in enumerate(images):
+                paths.append(str(Path(folder, f"{i}.png")))
+                image.save(paths[-1])
+            return score_t2v_metrics(cfg, paths, texts)
+    return score_native(cfg, images, texts)
+
+
 def vqa_scores(
     cfg: Mapping[str, Any], store: RunStore, records: Sequence[Mapping[str, Any]], texts: Sequence[str]
 ) -> list[float]:

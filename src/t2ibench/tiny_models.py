@@ -159,3 +159,51 @@ def clip_image_processor(size: int = 224):
     except ImportError:  # transformers 4.x: the PIL/numpy processor is the default class
         from transformers import CLIPImageProcessor as processor_class
     return processor_class(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+
+
+def build_tiny_sdxl_pipeline(seed: int = 0) -> Any:
+    """A seeded random ``StableDiffusionXLPipeline`` of the SDXL shape (two CLIP text encoders, the second with a
+    projection; a ``text_time`` UNet), for tests of SDXL code paths; 256 px images."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    text = {**TINY_TEXT_CONFIG, "hidden_size": 32, "projection_dim": 32}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=32,
+            in_channels=4,
+            out_channels=4,
+            block_out_channels=(16, 32),
+            layers_per_block=1,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=64,
+            attention_head_dim=(2, 4),
+            addition_embed_type="text_time",
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=8 * 6 + 32,
+            transformer_layers_per_block=1,
+            norm_num_groups=8,
+            use_linear_projection=True,
+        )
+        torch.manual_seed(seed + 1)
+        vae = AutoencoderKL(**TINY_VAE_CONFIG)
+        torch.manual_seed(seed + 2)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**text))
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text))
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae.eval(),
+        text_encoder=text_encoder.eval(),
+        text_encoder_2=text_encoder_2.eval(),
+        tokenizer=tiny_tokenizer(),
+        tokenizer_2=tiny_tokenizer(),
+        unet=unet.eval(),
+        scheduler=scheduler,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
