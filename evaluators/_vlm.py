@@ -154,6 +154,8 @@ class CLIPFlanT5:
             T5Tokenizer,
         )
 
+        from t2ibench.tiny_models import clip_image_processor
+
         try:
             folder = Path(where) if Path(where).is_dir() else _download(where, revision)
             config = json.loads((folder / "config.json").read_text())
@@ -199,7 +201,7 @@ class CLIPFlanT5:
         projector.load_state_dict(
             {k[len("mm_projector.") :]: v for k, v in state.items() if k.startswith("mm_projector.")}
         )
-        processor = _clip_processor(vision_name, int(vision.config.image_size))
+        processor = clip_image_processor(int(vision.config.image_size))
         model = cls(t5, vision, projector, t5_tokenizer, processor, int(config.get("mm_vision_select_layer", -2)))
         return model.to(device, getattr(torch, dtype))
 
@@ -246,13 +248,6 @@ def _load_state_dict(folder: Path) -> dict[str, Any]:
             else torch.load(file, map_location="cpu", weights_only=True)
         )
     return state
-
-
-def _clip_processor(name: str, size: int) -> Any:
-    from t2ibench.tiny_models import clip_image_processor
-
-    processor = clip_image_processor(size)
-    return processor
 
 
 def tiny_clip_flant5(seed: int = 0) -> CLIPFlanT5:

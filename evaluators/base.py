@@ -68,7 +68,6 @@ class Evaluator:
         samples = store.samples(keys)
         todo = [r for r in samples if (r["prompt"]["id"], int(r["seed"]), r["image_sha256"]) not in done]
         chunk = max(1, int(self.cfg.get("chunk_size", 256)))
-        frames = [existing] if len(existing) else []
         progress = tqdm(
             total=len(todo),
             desc=f"score {self.name}",
@@ -88,9 +87,9 @@ class Evaluator:
                 }
                 for r, v in zip(part, values, strict=True)
             ]
-            frames.append(pd.DataFrame(rows))
-            existing = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-            frames = [existing]
+            existing = (
+                pd.concat([existing, pd.DataFrame(rows)], ignore_index=True) if len(existing) else pd.DataFrame(rows)
+            )
             store.write_scores(self.name, existing, key, self.eval_config())
             progress.update(len(part))
         progress.close()

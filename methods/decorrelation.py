@@ -167,6 +167,7 @@ class Decorrelation(Method):
         super().__init__(cfg, generation)
         self.weights: dict[str, dict[str, Any]] = {}
         self.selection: dict[str, dict[str, Any]] = {}
+        self._working: tuple[Any, Any] | None = None  # (the pipeline's encoder, its finetunable copy)
 
     def training_config(self) -> dict[str, Any]:
         return {k: self.cfg.get(k) for k in TRAINING_KEYS}
@@ -264,17 +265,20 @@ class Decorrelation(Method):
         return snapshots[best], info
 
     def encoders(self, pipe: Any, prompt: Prompt) -> Any:
-        """The finetuned text encoder of ``prompt`` (a copy; the pipeline keeps the pretrained one)."""
+        """The finetuned text encoder of ``prompt``: one working copy of the pipeline's encoder (made once per
+        pipeline, so the pipeline keeps the pretrained one) with this prompt's layer weights loaded into it."""
         import torch
 
         if prompt.id not in self.weights:
             raise T2IBenchError(f"decorrelation: prompt {prompt.id} was not prepared (call prepare first)")
-        encoder = copy.deepcopy(pipe.text_encoder)
+        if self._working is None or self._working[0] is not pipe.text_encoder:
+            self._working = (pipe.text_encoder, copy.deepcopy(pipe.text_encoder).eval())
+        encoder = self._working[1]
         with torch.no_grad():
             for name, p in encoder.named_parameters():
                 if name in self.weights[prompt.id]:
                     p.copy_(self.weights[prompt.id][name].to(p))
-        return encoder.eval()
+        return encoder
 
     def embeddings(self, pipe: Any, prompts: Sequence[Prompt]) -> tuple[Any, Any]:
         """(conditional embeddings from each prompt's finetuned encoder, unconditional from the pretrained one)."""

@@ -44,7 +44,7 @@ from typing import Any
 
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods import METHODS
-from t2ibench.methods.base import ImageSeed, Method, as_image_seed
+from t2ibench.methods.base import ImageSeed, Method, as_image_seed, latent_shape
 from t2ibench.methods.sd import StableDiffusionBaseline
 from t2ibench.prompt import Prompt
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
@@ -237,7 +237,7 @@ class RespoDiff(Method):
         ddim = DDIMScheduler.from_config(pipe.scheduler.config)
         rng = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
         vector = one_hot(concept["name"]).to(pipe.unet.device)
-        latent_size = latent_hw(pipe, cfg.get("resolution"))
+        latent_size = latent_shape(pipe, cfg.get("resolution"), cfg.get("resolution"))[1:]
         losses = []
         try:
             for step in tqdm(
@@ -394,12 +394,6 @@ class RespoDiff(Method):
             return StableDiffusionBaseline({"name": "sd"}, self.generation).generate(pipe, prompts, seeds)
         finally:
             hook.remove()
-
-
-def latent_hw(pipe: Any, resolution: int | None) -> tuple[int, int]:
-    factor = int(pipe.vae_scale_factor)
-    size = int(resolution or pipe.unet.config.sample_size * factor) // factor
-    return (size, size)
 
 
 def encode(pipe: Any, text: str) -> tuple[Any, Any]:
