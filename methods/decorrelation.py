@@ -48,6 +48,7 @@ from t2ibench.methods.base import (
     padded_ids,
 )
 from t2ibench.methods.sepen import first_piece
+from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
@@ -174,7 +175,7 @@ class Decorrelation(Method):
 
     def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
-        identity = getattr(pipe, "_t2ibench_identity", None) or {"class": type(pipe).__name__}
+        identity = pipeline_identity(pipe)
         layer = int(self.cfg.get("layer", 11))
         names = set(self_attention_parameter_names(pipe.text_encoder, layer))
         expected = {name: tuple(p.shape) for name, p in pipe.text_encoder.named_parameters() if name in names}

@@ -36,6 +36,7 @@ from t2ibench.errors import T2IBenchError
 from t2ibench.methods import METHODS
 from t2ibench.methods.base import ImageSeed, Method
 from t2ibench.methods.sd import StableDiffusionBaseline
+from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
@@ -111,7 +112,7 @@ class ReBind(Method):
 
     def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
-        identity = getattr(pipe, "_t2ibench_identity", None) or {"class": type(pipe).__name__}
+        identity = pipeline_identity(pipe)
         relations = []
         for prompt in prompts:
             relation = prompt.metadata.get("relation")

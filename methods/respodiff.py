@@ -46,6 +46,7 @@ from t2ibench.errors import T2IBenchError
 from t2ibench.methods import METHODS
 from t2ibench.methods.base import ImageSeed, Method, as_image_seed, latent_shape
 from t2ibench.methods.sd import StableDiffusionBaseline
+from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
@@ -199,7 +200,7 @@ class RespoDiff(Method):
 
     def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
-        identity = getattr(pipe, "_t2ibench_identity", None) or {"class": type(pipe).__name__}
+        identity = pipeline_identity(pipe)
         self.shape = mid_block_shape(
             pipe,
             self.cfg.get("resolution") or self.generation.get("height"),

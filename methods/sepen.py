@@ -45,6 +45,7 @@ from t2ibench.methods._syngen_parse import extract_entities, first_word_piece, p
 from t2ibench.methods.attend_and_excite import smoothing_kernel
 from t2ibench.methods.base import ImageSeed, Method, latent_shape, padded_ids
 from t2ibench.methods.sd import StableDiffusionBaseline
+from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
@@ -178,10 +179,7 @@ class SeparateAndEnhance(Method):
     # -- training -------------------------------------------------------------------------------
     def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
-        identity = getattr(pipe, "_t2ibench_identity", None) or {
-            "class": type(pipe).__name__,
-            "unet": dict(pipe.unet.config),
-        }
+        identity = pipeline_identity(pipe)
         if self.cfg.get("recipe", "individual") == "large":
             concepts = list(
                 self.cfg.get("concepts") or dict.fromkeys(c for p in prompts for c in (self.concept_pair(p) or ()))

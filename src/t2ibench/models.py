@@ -67,6 +67,16 @@ def model_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return identity
 
 
+def pipeline_identity(pipe: Any) -> dict[str, Any]:
+    """What identifies a pipeline's weights in cache keys: the identity recorded by :func:`load_pipeline`, or, for a
+    pipeline built elsewhere, its class and UNet config (never the class alone: two models would share keys)."""
+    recorded = getattr(pipe, "_t2ibench_identity", None)
+    if recorded:
+        return recorded
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    return {"class": type(pipe).__name__, "denoiser": dict(denoiser.config) if denoiser is not None else None}
+
+
 def load_pipeline(cfg: Mapping[str, Any]):
     """The diffusers pipeline for ``cfg``, built once per process and cached by its identity."""
     cfg = dict(cfg)
