@@ -8,9 +8,11 @@ Qwen2-VL-7B-Instruct captioner is unverified, ``../shared/reference/evaluators.m
 3. BERTScore **recall** with ``microsoft/deberta-xlarge-mnli`` layer 40, no idf, no baseline rescaling
    (bert-score 0.3.13 defaults), candidate = the caption, reference = ``"The image contains " + prompt``.
 Through the bert-score package (``BERTScorer``); the DeBERTa tokenizer's missing ``model_max_length`` is capped at
-512 (Tiiiger/bert_score#205). Captioners (``captioner``): ``clip-flant5`` (t2ibench's CLIP-FlanT5, loaded like the
-VQAScore model; ``tiny`` for tests). A Qwen2-VL/LLaVA captioner through transformers is not wired yet. Tests use
-the offline MiniLM package as the BERT model (``bert_model`` = its folder, ``num_layers`` 6).
+512 (Tiiiger/bert_score#205). Captioners (``captioner``, a VLM family of :mod:`t2ibench.evaluators._chat_vlm`):
+``qwen2_vl`` (default: the paper's ``Qwen/Qwen2-VL-7B-Instruct``, its chat template), ``llava`` (the DDPO server's
+LLaVA, Vicuna prompt; answers cut at ``stop`` = ``###`` as the server does) or ``clip-flant5``; ``caption_model:
+tiny`` builds a seeded random model of the family (tests). Tests use the offline MiniLM package as the BERT model
+(``bert_model`` = its folder, ``num_layers`` 6).
 Per-image rows: ``bertscore_recall``, ``bertscore_precision``, ``bertscore_f1`` and ``caption``.
 """
 
@@ -79,13 +81,15 @@ def bert_scorer(model: str, num_layers: int | None, batch_size: int = 64) -> Any
 
 
 def captioner(cfg: Mapping[str, Any]) -> Any:
+    from t2ibench.evaluators._chat_vlm import FAMILIES
     from t2ibench.evaluators.vqascore import _native_model
 
-    if cfg.get("captioner", "clip-flant5") != "clip-flant5":
-        raise T2IBenchError(f"bertscore.captioner={cfg.get('captioner')!r}; valid: clip-flant5")
+    if cfg.get("captioner", "qwen2_vl") not in FAMILIES:
+        raise T2IBenchError(f"bertscore.captioner={cfg.get('captioner')!r}; valid: {', '.join(sorted(FAMILIES))}")
     return _native_model(
         {
-            "model": cfg.get("caption_model", "zhiqiulin/clip-flant5-xxl"),
+            "family": cfg.get("captioner", "qwen2_vl"),
+            "model": cfg.get("caption_model"),
             "revision": cfg.get("caption_revision"),
             "tokenizer": cfg.get("caption_tokenizer", "google/flan-t5-xxl"),
             "dtype": cfg.get("dtype"),
@@ -107,11 +111,13 @@ class BERTScoreEvaluator(Evaluator):
         images = [jpeg_round_trip(store.load_image(r), int(self.cfg.get("jpeg_quality", 80))) for r in records]
         captions = []
         batch = max(1, int(self.cfg.get("batch_size", 8)))
+        stop = {"stop": self.cfg["stop"]} if self.cfg.get("stop") and self.cfg.get("captioner") != "clip-flant5" else {}
         for start in range(0, len(images), batch):
             captions += model.generate(
                 images[start : start + batch],
                 self.cfg.get("question", DDPO_QUESTION),
                 int(self.cfg.get("max_new_tokens", 64)),
+                **stop,
             )
         references = [self.cfg.get("reference_prefix", "The image contains ") + r["prompt"]["text"] for r in records]
         scorer = bert_scorer(self.cfg.get("bert_model", "microsoft/deberta-xlarge-mnli"), self.cfg.get("num_layers"))

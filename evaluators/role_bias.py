@@ -6,8 +6,11 @@ evaluator's backend and template, configured under ``vqa``), on the records' bar
 ``vqa_text_reverse``:  ITA(I, x) = VQAScore(I, text(x));  M = mean ITA(I, c);  U = mean ITA(I, c_rev);
 beta = U - M (the paper's sign: beta > 0 means the images show the reverse, usually frequent, composition; the
 official code stores M - U as "delta").
-Role questions (t2ibench's frozen set in the records' ``questions`` / ``questions_reverse``): with VQAScore the
-parallel **statements** are scored (soft scores); a category's score is the mean over its statements; the total is
+Role questions (t2ibench's frozen set in the records' ``questions`` / ``questions_reverse``): with VQAScore
+(``role_questions: statements``, default) the parallel **statements** are scored (soft scores); with a yes/no VLM
+(``role_questions: yes_no``; the VLM under ``qa``: a family of :mod:`t2ibench.evaluators._chat_vlm`, greedy, at most
+``max_new_tokens``) the **questions** are asked and a reply counts as yes when it starts with "yes" (any case), so
+category scores are accuracies. A category's score is the mean over its statements (or answers); the total is
 sum_cat w_cat score_cat / sum_cat w_cat floored at 0.001; M uses the composition's statements, U its reverse's, on the
 same images; beta = U - M per category.
 
@@ -26,12 +29,17 @@ from typing import Any
 from t2ibench.errors import T2IBenchError
 from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.base import Evaluator
-from t2ibench.evaluators.vqascore import vqa_scores
+from t2ibench.evaluators.vqascore import _native_model, resolve_family, vqa_scores
 from t2ibench.run_store import RunStore
 from t2ibench.stats import Cell, mean_ci
 
 CATEGORIES = ("detection", "spatial", "orientation", "pose", "facial_expression")
 FLOOR = 0.001
+
+
+def yes_answer(reply: str) -> float:
+    """1.0 when a yes/no VLM's reply starts with "yes" (any case, leading spaces and quotes ignored), else 0.0."""
+    return 1.0 if reply.strip().strip("\"'").lower().startswith("yes") else 0.0
 
 
 def weighted_total(scores: Mapping[str, float], weights: Mapping[str, float]) -> float:
@@ -71,7 +79,44 @@ class RoleBiasEvaluator(Evaluator):
     def _vqa(self) -> dict[str, Any]:
         return dict(self.cfg.get("vqa") or {})
 
+    def eval_config(self) -> dict[str, Any]:
+        """The configuration with the VQA family's resolved model, template, answer and rule."""
+        runtime = ("python", "timeout", "batch_size", "device")
+        vqa = {k: v for k, v in resolve_family(self._vqa()).items() if k not in runtime}
+        return {**super().eval_config(), "vqa": vqa}
+
+    def _pair_values(
+        self, store: RunStore, records: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[int, str, str]]
+    ) -> list[float]:
+        """VQAScore of the ITA pairs, and of the statements or the yes/no answers to the questions."""
+        if self.cfg.get("role_questions", "statements") == "statements":
+            return vqa_scores(self._vqa(), store, [records[i] for i, _, _ in pairs], [t for _, _, t in pairs])
+        ita = [k for k, (_, column, _) in enumerate(pairs) if "#" not in column]
+        values = dict(
+            zip(
+                ita,
+                vqa_scores(self._vqa(), store, [records[pairs[k][0]] for k in ita], [pairs[k][2] for k in ita]),
+                strict=True,
+            )
+        )
+        qa = resolve_family({"family": "llava", **dict(self.cfg.get("qa") or {})})
+        model = _native_model(qa)
+        by_record: dict[int, list[int]] = {}
+        for k, (i, column, _) in enumerate(pairs):
+            if "#" in column:
+                by_record.setdefault(i, []).append(k)
+        for i, ks in by_record.items():
+            image = store.load_image(records[i])
+            for k in ks:
+                reply = model.generate([image], pairs[k][2], int(qa.get("max_new_tokens", 8)))[0]
+                values[k] = yes_answer(reply)
+        return [values[k] for k in range(len(pairs))]
+
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        mode = self.cfg.get("role_questions", "statements")
+        if mode not in ("statements", "yes_no"):
+            raise T2IBenchError(f"role_bias.role_questions={mode!r}; valid: statements, yes_no")
+        field = "statements" if mode == "statements" else "questions"
         pairs: list[tuple[int, str, str]] = []  # (record index, column, text)
         for i, record in enumerate(records):
             meta = record["prompt"]["metadata"]
@@ -82,8 +127,9 @@ class RoleBiasEvaluator(Evaluator):
             pairs += [(i, "ita_M", meta["vqa_text"]), (i, "ita_U", meta["vqa_text_reverse"])]
             for side, key in (("M", "questions"), ("U", "questions_reverse")):
                 for category in CATEGORIES:
-                    pairs += [(i, f"{category}_{side}#{k}", s) for k, s in enumerate(meta[key][category]["statements"])]
-        values = vqa_scores(self._vqa(), store, [records[i] for i, _, _ in pairs], [t for _, _, t in pairs])
+                    texts = meta[key][category][field]
+                    pairs += [(i, f"{category}_{side}#{k}", s) for k, s in enumerate(texts)]
+        values = self._pair_values(store, records, pairs)
         rows: list[dict[str, Any]] = [{"frequency": r["prompt"]["metadata"]["frequency"]} for r in records]
         sums: list[dict[str, list[float]]] = [{} for _ in records]
         for (i, column, _), value in zip(pairs, values, strict=True):

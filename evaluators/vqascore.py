@@ -11,8 +11,11 @@ How the probability is computed depends on the model family, as in t2v-metrics 3
 * ``t2v_metrics``: the reference package in its own environment (``python``: its interpreter), through
   ``_t2v_metrics_entry.py`` as a subprocess; how a user checks the native backend on real weights:
   ``t2ibench evaluators=[vqascore] evaluator.vqascore.backend=t2v_metrics evaluator.vqascore.python=/envs/t2v/bin/python``.
-The LLaVA and Qwen2-VL families (Qwen2-VL: ``Does this image show "{}"?`` and the first generated token's softmax)
-are not wired yet; ``first_token_probability`` implements the Qwen rule.
+Families (``family``; :mod:`t2ibench.evaluators._chat_vlm`): ``clip-flant5`` (default), ``llava`` (LLaVA-1.5,
+``llava-hf/llava-1.5-13b-hf``: the same template, Vicuna chat, rule ``geometric``) and ``qwen2_vl``
+(``Qwen/Qwen2-VL-7B-Instruct``: ``Does this image show "{}"?``, rule ``first_token`` = the softmax of the first
+generated step at the first token of ``Yes``). ``template``, ``answer`` and ``rule`` left null take the family's
+t2v-metrics 3.0 values; the resolved values are part of the cache key and recorded in the evaluator's provenance.
 
 Scores are cached per (image sha256, text, backend, model, template, rule) in ``scores/vqa_pairs.jsonl`` of the run
 store, shared with the role-bias evaluator. Per-image rows: ``vqascore`` (the yes-probability by the rule) of the
@@ -39,13 +42,32 @@ from t2ibench.run_store import RunStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = 'Does this figure show "{}"? Please answer yes or no.'
 _MODELS: dict[tuple, Any] = {}
+
+
+def resolve_family(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` with ``family`` (default clip-flant5) and its template, answer and rule filled where left null."""
+    from t2ibench.evaluators._chat_vlm import family
+
+    name = cfg.get("family") or "clip-flant5"
+    preset = family(name)
+    out = dict(cfg)
+    out["family"] = name
+    for key in ("template", "answer", "rule"):
+        if out.get(key) is None:
+            out[key] = getattr(preset, key)
+    if out.get("model") is None:
+        out["model"] = preset.hub_default
+    if name == "clip-flant5" and out["rule"] != "geometric":
+        raise T2IBenchError("vqascore: the clip-flant5 family supports rule=geometric only")
+    return out
 
 
 def backend_key(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Everything that changes a VQAScore number."""
-    return {k: cfg.get(k) for k in ("backend", "model", "revision", "tokenizer", "template", "answer", "rule", "dtype")}
+    cfg = resolve_family(cfg)
+    keys = ("backend", "family", "model", "revision", "tokenizer", "template", "answer", "rule", "dtype")
+    return {k: cfg.get(k) for k in keys}
 
 
 class PairCache:
@@ -75,8 +97,18 @@ class PairCache:
 def _native_model(cfg: Mapping[str, Any]) -> Any:
     from t2ibench.models import resolve_device
 
+    cfg = resolve_family(cfg)
     device = resolve_device(cfg.get("device", "auto"))
-    key = (cfg.get("model"), cfg.get("revision"), cfg.get("tokenizer"), cfg.get("dtype"), device)
+    name = cfg.get("family") or "clip-flant5"
+    key = (name, cfg.get("model"), cfg.get("revision"), cfg.get("tokenizer"), cfg.get("dtype"), device)
+    if key not in _MODELS and name != "clip-flant5":
+        from t2ibench.evaluators._chat_vlm import ChatVLM, tiny_chat_vlm
+
+        if cfg.get("model") == "tiny":
+            _MODELS[key] = tiny_chat_vlm(name, int(cfg.get("seed", 0))).to(device)
+        else:
+            dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
+            _MODELS[key] = ChatVLM.from_pretrained(name, cfg["model"], cfg.get("revision"), dtype, device)
     if key not in _MODELS:
         from t2ibench.evaluators._vlm import CLIPFlanT5, tiny_clip_flant5
 
@@ -92,13 +124,18 @@ def _native_model(cfg: Mapping[str, Any]) -> Any:
 
 def score_native(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequence[str]) -> list[float]:
     """VQAScore of each (images[i], texts[i]) with the transformers backend, in batches of ``batch_size``."""
+    cfg = resolve_family(cfg)
     model = _native_model(cfg)
-    template, answer = cfg.get("template", DEFAULT_TEMPLATE), cfg.get("answer", "Yes")
+    template, answer, rule = cfg["template"], cfg["answer"], cfg["rule"]
     batch = max(1, int(cfg.get("batch_size", 8)))
     out: list[float] = []
     for start in range(0, len(texts), batch):
         questions = [template.format(t) for t in texts[start : start + batch]]
-        out += model.answer_probability(list(images[start : start + batch]), questions, answer)
+        chunk = list(images[start : start + batch])
+        if cfg["family"] == "clip-flant5":
+            out += model.answer_probability(chunk, questions, answer)
+        else:
+            out += model.answer_probability(chunk, questions, answer, rule)
     return out
 
 
@@ -184,6 +221,11 @@ class VQAScoreEvaluator(Evaluator):
     name = "vqascore"
     metrics = ("vqascore",)
     runtime_keys = (*Evaluator.runtime_keys, "python", "timeout")
+
+    def eval_config(self) -> dict[str, Any]:
+        """The configuration with the family's resolved model, template, answer and rule."""
+        resolved = resolve_family(self.cfg)
+        return {**super().eval_config(), **{k: resolved[k] for k in ("family", "model", "template", "answer", "rule")}}
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         field = self.cfg.get("text", "prompt")

@@ -87,6 +87,72 @@ def test_tiny_vlm_with_known_logits_and_batching(tmp_path):
     assert square.size == (80, 80) and square.getpixel((0, 0)) == (9, 9, 9) and square.getpixel((40, 40)) == (1, 2, 3)
 
 
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_chat_vlm_families_with_known_logits_and_batching(family):
+    from t2ibench.evaluators._chat_vlm import FAMILIES, tiny_chat_vlm
+
+    model = tiny_chat_vlm(family, 0)
+    preset = FAMILIES[family]
+    images = [Image.new("RGB", (80, 64), (255, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 255))]
+    images.append(Image.new("RGB", (64, 96), (0, 255, 0)))
+    questions = [preset.template.format(t) for t in ("a cat", "a dog and a frog", "one mouse chasing one cat")]
+    _, counts = model._vision(images[:1])
+    prompt = model.prompt(questions[0], counts[0])
+    prompt_ids = model._ids(prompt)
+    assert prompt_ids.count(model.model.config.image_token_id) == counts[0]  # the placeholder is expanded
+    if preset.rule == "geometric":  # LLaVA: exp(-mean CE) over the shifted answer tokens, "Yes" then </s>
+        tail = model.answer_ids(prompt_ids, prompt, "Yes")
+        assert tail[-1] == model.tokenizer.eos_token_id and len(tail) >= 2
+        target = [0.36] + [0.9] * (len(tail) - 1)
+        length = len(prompt_ids) + len(tail)
+
+        def hook(module, args, out):
+            out = out.clone()
+            for j, (token, p) in enumerate(zip(tail, target, strict=True)):  # position t predicts token t + 1
+                out[:, length - len(tail) - 1 + j] = _logits_for([token], [p], out.shape[-1])[0]
+            return out
+
+        expected = math.exp(sum(math.log(p) for p in target) / len(target))
+    else:  # Qwen2-VL: the softmax of the first generated step at the first token of "Yes"
+        first = model.tokenizer("Yes", add_special_tokens=False).input_ids[0]
+
+        def hook(module, args, out):
+            out = out.clone()
+            out[:, -1] = _logits_for([first], [0.3], out.shape[-1])[0]
+            return out
+
+        expected = 0.3
+    handle = model.model.lm_head.register_forward_hook(hook)
+    try:
+        known = model.answer_probability(images[:1], questions[:1])[0]
+    finally:
+        handle.remove()
+    assert known == pytest.approx(expected, rel=1e-4)
+    batched = model.answer_probability(images, questions)
+    single = [model.answer_probability([i], [q])[0] for i, q in zip(images, questions, strict=True)]
+    assert batched == pytest.approx(single, rel=1e-4)  # left padding does not change a score
+    assert all(0 < v < 1 for v in batched)
+    captions = model.generate(images, "Answer concisely: what is going on in this image?", 5)
+    assert captions == [model.generate([i], "Answer concisely: what is going on in this image?", 5)[0] for i in images]
+
+
+def test_vqascore_family_presets_are_resolved_and_recorded(tmp_path):
+    from t2ibench.evaluators.vqascore import resolve_family
+
+    cfg = {**VQA, "family": "qwen2_vl", "template": None, "answer": None, "rule": None, "model": None}
+    resolved = resolve_family(cfg)
+    assert resolved["template"] == 'Does this image show "{}"?' and resolved["rule"] == "first_token"
+    assert resolved["model"] == "Qwen/Qwen2-VL-7B-Instruct"
+    evaluator = EVALUATORS.get("vqascore")({**cfg, "model": "tiny"})
+    assert evaluator.eval_config()["template"] == 'Does this image show "{}"?'
+    assert evaluator.eval_key != EVALUATORS.get("vqascore")({**cfg, "model": "tiny", "family": "llava"}).eval_key
+    store = _store(tmp_path, benchmarks.load("tiny", n=2))
+    rows = evaluator.evaluate(store)
+    assert len(rows) == 2 and all(0 < v < 1 for v in rows["vqascore"])
+    with pytest.raises(T2IBenchError, match="unknown VLM family 'blip'; valid: clip-flant5, llava, qwen2_vl"):
+        resolve_family({**cfg, "family": "blip"})
+
+
 def test_vqascore_evaluator_caches_pairs(tmp_path, monkeypatch):
     import t2ibench.evaluators.vqascore as vq
 
@@ -166,12 +232,40 @@ def test_role_bias_evaluator_rows_and_cells(tmp_path, monkeypatch):
         evaluator.evaluate(_store(tmp_path / "x", [Prompt("a", "a cat", "t")]))
 
 
-def test_bertscore_equals_bert_score_itself(tmp_path):
+def test_role_bias_yes_no_questions_are_accuracies(tmp_path, monkeypatch):
+    import t2ibench.evaluators.role_bias as rb
+
+    prompts = [p for p in benchmarks.load("rolebench") if p.metadata["relation"] == "chasing"][:1]
+    store = _store(tmp_path, prompts)
+    own = prompts[0].metadata["questions"]
+
+    class Answers:  # yes to the first question of each category of its own composition, no otherwise
+        def generate(self, images, question, max_new_tokens):
+            return [' "Yes," it is.' if any(question == q["questions"][0] for q in own.values()) else "no"]
+
+    monkeypatch.setattr(rb, "vqa_scores", lambda cfg, store, records, texts: [0.5] * len(texts))
+    monkeypatch.setattr(rb, "_native_model", lambda cfg: Answers())
+    evaluator = EVALUATORS.get("role_bias")({"vqa": VQA, "role_questions": "yes_no", "qa": {"model": "tiny"}})
+    row = evaluator.evaluate(store).iloc[0]
+    for category in rb.CATEGORIES:
+        assert row[f"{category}_M"] == pytest.approx(1 / len(own[category]["questions"]))
+        reverse = prompts[0].metadata["questions_reverse"][category]["questions"]
+        assert row[f"{category}_U"] == pytest.approx(
+            sum(q == own[category]["questions"][0] for q in reverse) / len(reverse)
+        )
+    assert row["spatial_U"] == 0.0 and row["ita_M"] == 0.5  # ITA stays VQAScore
+    assert rb.yes_answer("YES.") == 1.0 and rb.yes_answer("No, yes") == 0.0
+    with pytest.raises(T2IBenchError, match="valid: statements, yes_no"):
+        EVALUATORS.get("role_bias")({"vqa": VQA, "role_questions": "maybe"}).evaluate(_store(tmp_path / "y", prompts))
+
+
+@pytest.mark.parametrize("captioner", ["clip-flant5", "qwen2_vl", "llava"])
+def test_bertscore_equals_bert_score_itself(tmp_path, captioner):
     from bert_score import score as bert_score
 
     store = _store(tmp_path, benchmarks.load("tiny", n=2))
     cfg = {
-        "captioner": "clip-flant5",
+        "captioner": captioner,
         "caption_model": "tiny",
         "question": "Answer concisely: what is going on in this image?",
         "max_new_tokens": 6,
