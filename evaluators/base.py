@@ -56,7 +56,6 @@ class Evaluator:
         Rows are written after every ``chunk_size`` images (atomic rewrite), so an interrupted scoring
         resumes where it stopped.
         """
-        import pandas as pd
         from tqdm.auto import tqdm
 
         key = self.eval_key
@@ -87,10 +86,7 @@ class Evaluator:
                 }
                 for r, v in zip(part, values, strict=True)
             ]
-            existing = (
-                pd.concat([existing, pd.DataFrame(rows)], ignore_index=True) if len(existing) else pd.DataFrame(rows)
-            )
-            store.write_scores(self.name, existing, key, self.eval_config())
+            existing = store.merge_scores(self.name, rows, key, self.eval_config())
             progress.update(len(part))
         progress.close()
         if todo:

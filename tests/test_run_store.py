@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 from PIL import Image
@@ -57,10 +61,22 @@ def test_a_line_cut_by_a_kill_is_dropped_and_repaired(tmp_path):
 def test_half_written_temporaries_are_never_read_and_are_swept(tmp_path):
     store = RunStore.open(tmp_path, LABELS, {"g": 1})
     (store.path / "images" / "p1").mkdir(parents=True)
-    leftover = store.path / "images" / "p1" / ".tmp-abc"
-    leftover.write_bytes(b"partial")
+    from t2ibench.atomic import _HOST
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = store.path / "images" / "p1"
+    leftover = folder / f".tmp-{_HOST}~{dead.pid}-abc"  # its writer was killed
+    live = folder / f".tmp-{_HOST}~{os.getpid()}-def"  # a concurrent cell still writing it
+    foreign = folder / ".tmp-otherhost~1-ghi"  # another node's, on a shared file system
+    old_foreign = folder / ".tmp-otherhost~2-jkl"
+    for path in (leftover, live, foreign, old_foreign):
+        path.write_bytes(b"partial")
+    os.utime(old_foreign, (time.time() - 2 * 86_400, time.time() - 2 * 86_400))
     RunStore.open(tmp_path, LABELS, {"g": 1})
-    assert not leftover.exists()
+    assert not leftover.exists() and not old_foreign.exists() and live.exists() and foreign.exists()
+    live.unlink()
+    foreign.unlink()
     target = tmp_path / "x.bin"
     atomic_write_bytes(target, b"1")
     atomic_write_bytes(target, b"2")

@@ -6,20 +6,23 @@ which is never read (and is swept by :func:`remove_stale_temporaries`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 TMP_PREFIX = ".tmp-"
+_HOST = "".join(c if c.isalnum() else "_" for c in os.uname().nodename)[:40]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, creating parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{_HOST}~{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -56,10 +59,55 @@ def append_line(path: str | Path, line: str) -> None:
         os.fsync(handle.fileno())
 
 
-def remove_stale_temporaries(folder: str | Path) -> int:
-    """Delete ``.tmp-*`` files left by killed writers under ``folder``; returns how many."""
+def _writer_alive(name: str) -> bool:
+    """Whether the writer of a temporary named ``.tmp-<host>~<pid>-...`` may still be writing it."""
+    owner = name[len(TMP_PREFIX) :].split("-", 1)[0]
+    host, _, pid = owner.rpartition("~")
+    if host != _HOST or not pid.isdigit():
+        return True  # another machine's (a shared file system) or an unknown writer: left alone unless old
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path, max_age_s: float = 86_400.0) -> int:
+    """Delete ``.tmp-*`` files left by killed writers under ``folder``; returns how many.
+
+    A temporary is stale when its writer (host and pid are in its name) is a dead process of this machine, or
+    when it is older than ``max_age_s``; a concurrent cell's file being written is never touched.
+    """
+    import time
+
     count = 0
     for tmp in Path(folder).rglob(f"{TMP_PREFIX}*"):
-        tmp.unlink(missing_ok=True)
-        count += 1
+        try:
+            old = time.time() - tmp.stat().st_mtime > max_age_s
+        except FileNotFoundError:
+            continue
+        if old or not _writer_alive(tmp.name):
+            tmp.unlink(missing_ok=True)
+            count += 1
     return count
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed) for the ``with`` block.
+
+    Serialises read-modify-write steps of concurrent cells on one folder (score files of one run store, the
+    tables of one results folder). POSIX ``flock``; released by the kernel when a holder is killed.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from t2ibench.atomic import append_line, atomic_write_bytes, atomic_write_json, remove_stale_temporaries
+from t2ibench.atomic import append_line, atomic_write_bytes, atomic_write_json, file_lock, remove_stale_temporaries
 from t2ibench.errors import T2IBenchError
 from t2ibench.hashing import stable_hash
 from t2ibench.prompt import Prompt
@@ -192,6 +192,21 @@ class RunStore:
         if not path.exists():
             return pd.DataFrame(columns=SCORE_KEY_COLUMNS)
         return pd.read_csv(path, dtype={"prompt_id": str, "image_sha256": str, "eval_key": str})
+
+    def merge_scores(self, evaluator: str, rows: Any, eval_key: str, eval_config: Mapping[str, Any]) -> Any:
+        """Add ``rows`` to the score file under a lock and return the whole file's rows.
+
+        The file is re-read under the lock, so concurrent cells (shards) scoring into one store never drop each
+        other's rows; a row already there for the same (prompt, seed, image, eval_key) is replaced.
+        """
+        import pandas as pd
+
+        with file_lock(self.scores_dir / f".{evaluator}.lock"):
+            current = self.read_scores(evaluator)
+            frame = pd.concat([current, pd.DataFrame(rows)], ignore_index=True) if len(current) else pd.DataFrame(rows)
+            frame = frame.drop_duplicates(SCORE_KEY_COLUMNS, keep="last")
+            self.write_scores(evaluator, frame, eval_key, eval_config)
+        return frame
 
     def write_scores(self, evaluator: str, frame, eval_key: str, eval_config: Mapping[str, Any]) -> None:
         """Replace the score file atomically with ``frame`` and record ``eval_config`` under ``eval_key``."""

@@ -106,6 +106,7 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from t2ibench import benchmarks
+    from t2ibench.atomic import file_lock
     from t2ibench.benchmarks import COMMON_OPTIONS, parse_shard
     from t2ibench.evaluators import EVALUATORS
     from t2ibench.methods import METHODS
@@ -229,8 +230,9 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "benchmark": {"name": bench_name, "options": bench_options},
         "evaluators": {e.name: e.cfg for e in evaluators},
     }
-    write_cell_record(results_dir, record)
-    table = build_tables(results_dir, cfg.get("experiment_name"))
+    with file_lock(results_dir / ".lock"):  # the last of concurrent cells to finish sees every cell record
+        write_cell_record(results_dir, record)
+        table = build_tables(results_dir, cfg.get("experiment_name"))
     summary = {
         "cell": "/".join(labels.values()),
         "store": str(store.path),

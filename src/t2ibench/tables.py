@@ -88,21 +88,26 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
     eval_configs: dict[str, Any] = {}
     n_images = 0
     versions: set[str] = set()
+    # each (prompt, seed) once: an unsharded re-run of sharded cells (or a requeued duplicate) adds no images
+    seen: set[tuple[str, int]] = set()
+    record_keys = []
+    for record in records:
+        keys = [(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"] if (p, int(s)) not in seen]
+        seen.update(keys)
+        record_keys.append(keys)
     for name in sorted({n for r in records for n in r["evaluators"]}):
         evaluator = EVALUATORS.get(name)(next(r["evaluators"][name] for r in records if name in r["evaluators"]))
         eval_configs[name] = evaluator.eval_config()
         frames = []
-        for record in records:
+        for record, keys in zip(records, record_keys, strict=True):
             store = RunStore(record["store"])
-            keys = [(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"]]
             samples = store.samples(keys)
             frames.append(evaluator.current_rows(store.read_scores(name), samples))
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         for cell in evaluator.aggregate(frame):
             cells[cell.metric] = cell.to_dict()
-    for record in records:
-        store = RunStore(record["store"])
-        samples = store.samples([(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"]])
+    for record, keys in zip(records, record_keys, strict=True):
+        samples = RunStore(record["store"]).samples(keys)
         n_images += len(samples)
         versions.update(json.dumps(s.get("versions", {}), sort_keys=True) for s in samples)
     row["images"] = n_images
