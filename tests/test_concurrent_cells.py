@@ -97,4 +97,6 @@ def test_concurrent_shards_and_methods_into_one_results_folder(tmp_path):
     assert unsharded.returncode == 0, unsharded.stderr[-3000:]
     again = pd.read_csv(tmp_path / "results" / "together" / "table.csv")
     columns = ["method", "images", "clip_score", "clip_score_n", "clip_score_ci_low"]
-    assert again.sort_values("method")[columns].values.tolist() == sharded.sort_values("method")[columns].values.tolist()
+    assert (
+        again.sort_values("method")[columns].values.tolist() == sharded.sort_values("method")[columns].values.tolist()
+    )

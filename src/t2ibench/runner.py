@@ -101,6 +101,139 @@ def _seeds(value: Any) -> list[int]:
     return seeds
 
 
+# (section, key, kind): options that must have a type before anything runs (null = the default)
+TYPED_OPTIONS = (
+    ("generation", "num_inference_steps", "positive integer"),
+    ("generation", "guidance_scale", "number"),
+    ("generation", "height", "multiple of 8"),
+    ("generation", "width", "multiple of 8"),
+    ("benchmark", "n", "non-negative integer"),
+    ("benchmark", "subset_seed", "integer"),
+    ("run", "batch_size", "positive integer"),
+    ("run", "images_per_prompt", "positive integer"),
+)
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind == "number":
+        return isinstance(value, int | float) and value == value
+    if not isinstance(value, int):
+        return False
+    return {
+        "integer": True,
+        "positive integer": value > 0,
+        "non-negative integer": value >= 0,
+        "multiple of 8": value > 0 and value % 8 == 0,
+    }[kind]
+
+
+def check_option_types(cfg: Mapping[str, Any]) -> None:
+    """One-line errors for overrides of the wrong type (e.g. ``generation.guidance_scale=abc``)."""
+    for section, key, kind in TYPED_OPTIONS:
+        value = (cfg.get(section) or {}).get(key)
+        if value is not None and not _type_ok(value, kind):
+            raise T2IBenchError(f"{section}.{key} must be a {kind} (or null), got {value!r}")
+
+
+def warn_truncated_prompts(pipe: Any, prompts: list[Any]) -> int:
+    """Log one warning naming the prompts the text encoder cuts (beyond the tokenizer's 77 positions for CLIP),
+    with the words that are lost; returns how many prompts are cut."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
+    if tokenizer is None or not 0 < limit < 100_000:
+        return 0
+    cut = []
+    for prompt in prompts:
+        ids = tokenizer(prompt.text, truncation=False).input_ids
+        if len(ids) > limit:
+            lost = tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True)
+            cut.append((prompt.id, lost))
+    if cut:
+        log.warning(
+            "%d prompt(s) are longer than the text encoder's %d tokens and are truncated, as the pipeline does; "
+            "e.g. %s loses %r",
+            len(cut),
+            limit,
+            cut[0][0],
+            cut[0][1][:120],
+        )
+    return len(cut)
+
+
+class _NaNGuard:
+    """A forward pre-hook on the VAE decoder that refuses non-finite latents (before they become black images)."""
+
+    def __init__(self, pipe: Any):
+        vae = getattr(pipe, "vae", None)
+        self.handle = None
+        if vae is not None and hasattr(vae, "decoder"):
+            self.handle = vae.decoder.register_forward_pre_hook(self._check)
+
+    @staticmethod
+    def _check(module: Any, args: tuple) -> None:
+        import torch
+
+        latents = args[0] if args else None
+        if isinstance(latents, torch.Tensor) and not torch.isfinite(latents).all():
+            bad = int((~torch.isfinite(latents)).flatten(1).any(1).sum())
+            raise T2IBenchError(
+                f"non-finite (NaN/inf) latents in {bad} of {latents.shape[0]} image(s) of this batch; nothing of it was "
+                "written. Usually an fp16 overflow: try model.dtype=float32 (or bfloat16), or a smaller guidance scale"
+            )
+
+    def __enter__(self) -> _NaNGuard:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+
+
+def nan_guard(pipe: Any) -> _NaNGuard:
+    """``with nan_guard(pipe):`` generation stops with a clear error on NaN/inf latents."""
+    return _NaNGuard(pipe)
+
+
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(err, oom)) or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    )
+
+
+def generate_with_oom_retry(method: Any, pipe: Any, batch: list[Any], write: Any, device: str = "") -> None:
+    """Generate ``batch`` and ``write(batch, images)``; on out-of-memory, retry as two halves (recursively), then
+    a clear error at batch size 1. Each image records the batch size it was made in (halved batches give images
+    equal to the configured batch's to a few uint8 levels)."""
+    import gc
+
+    import torch
+
+    try:
+        images = method.generate(pipe, [p for p, _, _ in batch], [noise for _, _, noise in batch])
+    except Exception as err:  # noqa: BLE001 - only out-of-memory errors are handled, the rest re-raised
+        if not _is_oom(err):
+            raise
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(batch) == 1:
+            raise T2IBenchError(
+                f"out of memory at batch size 1 on {device or 'the device'}; use a smaller image size, "
+                "model.dtype=float16, or a device with more memory"
+            ) from None
+        half = len(batch) // 2
+        log.warning("out of memory at batch size %d; retrying as %d + %d", len(batch), half, len(batch) - half)
+        generate_with_oom_retry(method, pipe, batch[:half], write, device)
+        generate_with_oom_retry(method, pipe, batch[half:], write, device)
+        return
+    write(batch, images)
+
+
 def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Run one (model, method, benchmark) cell; returns a summary dict (see the module docstring)."""
     from tqdm.auto import tqdm
@@ -121,7 +254,9 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     model_cfg, method_cfg, bench_cfg = dict(cfg["model"]), dict(cfg["method"]), dict(cfg["benchmark"])
     run_cfg = dict(cfg["run"])
     method_cls = METHODS.get(method_cfg["name"])
-    evaluator_names = list(cfg.get("evaluators") or [])
+    check_option_types(cfg)
+    names = cfg.get("evaluators") or []
+    evaluator_names = [names] if isinstance(names, str) else list(names)  # evaluators=clip_score means [clip_score]
     evaluator_cfgs = dict(cfg.get("evaluator") or {})
     evaluators = []
     for name in evaluator_names:
@@ -188,8 +323,10 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
         progress = tqdm(
             total=n_missing, desc=f"generate {labels['method']}", unit="img", disable=not run_cfg.get("progress", True)
         )
-        for batch in todo:
-            images = method.generate(pipe, [p for p, _, _ in batch], [noise for _, _, noise in batch])
+        warn_truncated_prompts(pipe, prompts)
+
+        def write(batch: list[Any], images: list[Any]) -> None:
+            nonlocal generated
             if len(images) != len(batch):
                 raise RuntimeError(
                     f"method '{method_cfg['name']}' returned {len(images)} images for {len(batch)} items"
@@ -199,9 +336,13 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
                     noise_record = (
                         noise._asdict() if hasattr(noise, "_asdict") else {"seed": int(noise), "index": 0, "count": 1}
                     )
-                    store.write_sample(prompt, key, image, {**extra, "noise": noise_record})
+                    store.write_sample(prompt, key, image, {**extra, "batch_size": len(batch), "noise": noise_record})
                     generated += 1
                     progress.update(1)
+
+        with nan_guard(pipe):
+            for batch in todo:
+                generate_with_oom_retry(method, pipe, batch, write, extra["device"])
         progress.close()
     else:
         first = store.records().get((items[0][0].id, items[0][1]))
