@@ -234,6 +234,18 @@ def generate_with_oom_retry(method: Any, pipe: Any, batch: list[Any], write: Any
     write(batch, images)
 
 
+def write_paper_outputs(cfg: Mapping[str, Any], results_dir: Path) -> None:
+    """The paper comparison of this experiment (when ``results/published/<experiment>.csv`` exists) and the
+    leaderboard across experiments."""
+    from t2ibench.paper import repository_published_dir, write_comparison, write_leaderboard
+
+    results = dict(cfg.get("results") or {})
+    published = Path(results.get("published") or repository_published_dir())
+    experiment = cfg.get("experiment_name", "default")
+    write_comparison(results_dir, published / f"{experiment}.csv", tiny=bool(cfg.get("tiny_stand_ins")))
+    write_leaderboard(results_dir.parent)
+
+
 def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Run one (model, method, benchmark) cell; returns a summary dict (see the module docstring)."""
     from tqdm.auto import tqdm
@@ -256,6 +268,10 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     method_cls = METHODS.get(method_cfg["name"])
     check_option_types(cfg)
     names = cfg.get("evaluators") or []
+    by_benchmark = dict(cfg.get("evaluators_by_benchmark") or {})  # experiments mixing benchmarks (RespoDiff)
+    bench_key = cfg["benchmark"].get("label") or cfg["benchmark"]["name"]
+    if bench_key in by_benchmark:
+        names = by_benchmark[bench_key]
     evaluator_names = [names] if isinstance(names, str) else list(names)  # evaluators=clip_score means [clip_score]
     evaluator_cfgs = dict(cfg.get("evaluator") or {})
     evaluators = []
@@ -297,17 +313,31 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
             seeding["images_per_prompt"],
         )
     items = make_items(prompts, seeds, seeding)
+    needs_pipeline = getattr(method_cls, "needs_pipeline", True)
+    if not needs_pipeline:  # images made elsewhere: read by store key, no model
+        external = method_cls(method_cfg, generation)
+        missing = external.missing([(p, k) for p, k, _ in items if not store.is_done(p, k)])
+        if missing and not method_cfg.get("allow_missing"):
+            raise T2IBenchError(
+                f"method=external: {len(missing)} of {len(items)} images are missing, e.g. {missing[0]} "
+                "(set method.allow_missing=true to score the ones that exist)"
+            )
+        absent = {(m.parent.name, int(m.stem)) for m in missing}
+        items = [(p, k, k) for p, k, _ in items if (p.id, int(k)) not in absent]
+        if not items:
+            raise T2IBenchError(f"method=external: no images under {method_cfg.get('image_dir')}")
     todo = [batch for batch in make_batches(items, batch_size) if not all(store.is_done(p, k) for p, k, _ in batch)]
     model_record: dict[str, Any] = {
         k: identity.get(k) for k in ("name", "source", "id", "revision", "path", "dtype") if identity.get(k) is not None
     }
     generated = 0
     if todo:
-        pipe = load_pipeline(model_cfg)
-        model_record["resolved_revision"] = getattr(pipe, "_t2ibench_resolved_revision", None)
         method = method_cls(method_cfg, generation)
-        method.check_pipeline(pipe)
-        method.prepare(pipe, prompts, TrainedWeightsCache(run_cfg.get("cache_dir")))
+        pipe = load_pipeline(model_cfg) if needs_pipeline else None
+        if needs_pipeline:
+            model_record["resolved_revision"] = getattr(pipe, "_t2ibench_resolved_revision", None)
+            method.check_pipeline(pipe)
+            method.prepare(pipe, prompts, TrainedWeightsCache(run_cfg.get("cache_dir")))
         extra = {
             "benchmark": {"name": bench_name, "options": bench_options},
             "method": method_cfg,
@@ -316,7 +346,7 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
             "gen_hash": gen_hash,
             "batch_size": batch_size,
             "device": resolve_device(model_cfg.get("device", "auto")),
-            "pipeline": type(pipe).__name__,
+            "pipeline": type(pipe).__name__ if pipe is not None else "external",
             "versions": library_versions(),
         }
         n_missing = sum(1 for batch in todo for p, k, _ in batch if not store.is_done(p, k))
@@ -374,6 +404,7 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     with file_lock(results_dir / ".lock"):  # the last of concurrent cells to finish sees every cell record
         write_cell_record(results_dir, record)
         table = build_tables(results_dir, cfg.get("experiment_name"))
+        write_paper_outputs(cfg, results_dir)
     summary = {
         "cell": "/".join(labels.values()),
         "store": str(store.path),

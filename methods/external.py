@@ -1,0 +1,66 @@
+"""Images made elsewhere (an API model such as DALL-E 3 in the RoleBench table, or another codebase), scored like
+any other cell: ``t2ibench model=external model.name=dalle3 method=external method.image_dir=/path/to/images``.
+
+Layout of ``image_dir``: ``<prompt id>/<seed>.<png|jpg|jpeg|webp>`` (the run store's own layout, so the images of
+another t2ibench store can be re-scored too). The seeds are the run's (``run.seeds``, or the dataset's seed keys);
+an image is copied into the run store as PNG (its sha256 recorded), so the tables, report and caches treat it like a
+generated one. A missing image is an error that names how many are missing and the first expected path; with
+``allow_missing: true`` the cell holds only the images that exist. No pipeline is loaded (``model=external``).
+No paper or official repository: this adapter generates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from t2ibench.errors import T2IBenchError
+from t2ibench.methods import METHODS
+from t2ibench.methods.base import ImageSeed, Method
+from t2ibench.prompt import Prompt
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@METHODS.register("external")
+class ExternalImages(Method):
+    """Reads ``image_dir/<prompt id>/<seed>.<ext>`` instead of sampling (see the module docstring)."""
+
+    name = "external"
+    needs_pipeline: ClassVar[bool] = False
+
+    def folder(self) -> Path:
+        where = self.cfg.get("image_dir")
+        if not where:
+            raise T2IBenchError("method=external needs method.image_dir=<folder laid out as <prompt id>/<seed>.png>")
+        folder = Path(str(where)).expanduser()
+        if not folder.is_dir():
+            raise T2IBenchError(f"method.image_dir {folder} is not a folder")
+        return folder
+
+    def path_for(self, prompt: Prompt, key: int) -> Path | None:
+        for suffix in SUFFIXES:
+            path = self.folder() / prompt.id / f"{int(key)}{suffix}"
+            if path.is_file():
+                return path
+        return None
+
+    def missing(self, items: Sequence[tuple[Prompt, int]]) -> list[Path]:
+        """The expected PNG paths of the (prompt, key) items that have no image."""
+        return [self.folder() / p.id / f"{int(k)}.png" for p, k in items if self.path_for(p, k) is None]
+
+    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+        from PIL import Image
+
+        images = []
+        for prompt, key in zip(prompts, seeds, strict=True):  # the runner passes the store keys, not noise seeds
+            path = self.path_for(prompt, int(key))
+            if path is None:
+                raise T2IBenchError(f"external image missing: {self.folder() / prompt.id / f'{int(key)}.png'}")
+            try:
+                with Image.open(path) as image:
+                    images.append(image.convert("RGB"))
+            except OSError as err:
+                raise T2IBenchError(f"cannot read external image {path}: {err}") from None
+        return images
