@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from PIL import Image
 
 from t2ibench import Prompt
@@ -96,7 +97,8 @@ def test_concurrent_shards_and_methods_into_one_results_folder(tmp_path):
     )
     assert unsharded.returncode == 0, unsharded.stderr[-3000:]
     again = pd.read_csv(tmp_path / "results" / "together" / "table.csv")
-    columns = ["method", "images", "clip_score", "clip_score_n", "clip_score_ci_low"]
-    assert (
-        again.sort_values("method")[columns].values.tolist() == sharded.sort_values("method")[columns].values.tolist()
-    )
+    again, sharded = again.sort_values("method"), sharded.sort_values("method")
+    columns = ["method", "images", "clip_score_n"]
+    assert again[columns].values.tolist() == sharded[columns].values.tolist()
+    for column in ("clip_score", "clip_score_ci_low"):  # the same images, maybe in other CLIP batches
+        assert again[column].tolist() == pytest.approx(sharded[column].tolist(), abs=1e-4)

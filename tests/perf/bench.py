@@ -179,7 +179,7 @@ def bench(label: str, model: dict, generation: dict, n: int, seeds: list[int], b
         rerun.append(rerun_s)
         single.append(harness_seconds(model, generation, n, seeds, 1)[0])
         batched.append(per_image)
-    overhead = _median(harness) / _median(bare)
+    overhead = _median([h / b for h, b in zip(harness, bare, strict=True)])  # paired: each repeat's own ratio
     rerun_ratio = _median(rerun) / _median(first)
     ips_1, ips_b = 1 / _median(single), 1 / _median(batched)
     images = n * len(seeds)
