@@ -31,6 +31,7 @@ def test_unknown_names_exit_nonzero_with_one_line(tmp_path):
             f"t2ibench: error: unknown evaluator 'nope'; valid evaluators: {', '.join(conf_options('evaluator'))}",
         ),
         (["model=nope"], "t2ibench: error: unknown model 'nope'; valid models: "),
+        (["+tiny=yes"], "t2ibench: error: unknown tiny 'yes'; valid tiny options: all"),
     ):
         result = t2ibench(*args, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
@@ -55,7 +56,7 @@ def test_help_lists_config_groups_and_options(tmp_path):
         for line in section.splitlines()
         if ": " in line
     }
-    assert set(groups) == {"benchmark", "evaluator", "method", "model", "experiment"}
+    assert set(groups) == {"benchmark", "evaluator", "method", "model", "experiment", "tiny"}
     for group, option in (
         ("benchmark", "tiny"),
         ("benchmark", "i2p"),
@@ -65,6 +66,8 @@ def test_help_lists_config_groups_and_options(tmp_path):
         ("model", "sd14"),
         ("model", "tiny"),
         ("experiment", "smoke"),
+        ("experiment", "rebind_role_collapse"),
+        ("tiny", "all"),
     ):
         assert option in groups[group], (group, groups[group])
 

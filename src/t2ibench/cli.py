@@ -19,7 +19,7 @@ from t2ibench.errors import T2IBenchError
 
 log = logging.getLogger("t2ibench")
 
-GROUPS = ("model", "method", "benchmark", "experiment")
+GROUPS = ("model", "method", "benchmark", "experiment", "tiny")
 EXIT_USER_ERROR = 2
 
 
@@ -58,7 +58,8 @@ def check_overrides(args: list[str]) -> None:
             valid = conf_options(key)
             for value in _values(override):
                 if value not in valid and value != "null":
-                    raise T2IBenchError(f"unknown {key} '{value}'; valid {key}s: {', '.join(valid)}")
+                    plural = "tiny options" if key == "tiny" else f"{key}s"
+                    raise T2IBenchError(f"unknown {key} '{value}'; valid {plural}: {', '.join(valid)}")
         elif key == "evaluators":
             valid = conf_options("evaluator")
             elements = []
