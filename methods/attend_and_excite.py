@@ -152,7 +152,7 @@ class AttendAndExcite(GuidedMethod):
             if trace is not None:
                 for m, loss in zip(maxes, losses, strict=True):
                     trace("max_attention", current_step[0], [float(v) for v in m.detach()])
-                    trace("loss", current_step[0], float(loss))
+                    trace("loss", current_step[0], float(loss.detach()))
             return losses, maxes
 
         def update(z: Any, losses: Any, mask: Any, step_size: float) -> Any:

@@ -240,7 +240,7 @@ class Decorrelation(Method):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                train_losses.append(float(loss))
+                train_losses.append(float(loss.detach()))
             with torch.no_grad():
                 A_ft = self_attention_map(encoder, ids, layer)
             value = corr_loss(
