@@ -12,7 +12,8 @@ Families (``FAMILIES``: the t2v-metrics 3.0 template, answer and rule of each):
 * ``qwen2_vl`` (Qwen2-VL-2B/7B/72B-Instruct): the checkpoint's chat template with one user turn (image, then text),
   template ``Does this image show "{}"?`` (v3.0; v3.1 changed it), rule ``first_token``: greedy ``generate`` of one
   token with ``output_scores``; the softmax over the vocabulary of that step's (processed) scores at the first token
-  id of ``Yes``. The checkpoint's ``generation_config`` (logits processors) is recorded with the model identity.
+  id of ``Yes``. Those scores are processed by the checkpoint's ``generation_config`` (logits processors such as a
+  repetition penalty), which is not yet recorded with the scores: check it when loading real weights.
 
 Inputs are assembled here (image tokens expanded to the number of visual tokens, as the processors do) because the
 transformers processors of both families also build a video processor, which needs torchvision. Batches are left
@@ -213,12 +214,6 @@ class ChatVLM:
         length = max(len(r) for r in rows)
         texts = self.tokenizer.batch_decode(out[:, length:], skip_special_tokens=True)
         return [(t.split(stop)[0] if stop else t).strip() for t in texts]
-
-    def identity(self) -> dict[str, Any]:
-        """What beyond the weights changes a score: the generation config's logits processors."""
-        config = getattr(self.model, "generation_config", None)
-        keep = ("repetition_penalty", "temperature", "top_k", "top_p", "do_sample")
-        return {k: getattr(config, k, None) for k in keep} if config is not None else {}
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod

@@ -111,10 +111,15 @@ class CLIPFlanT5:
             mask[i, : row.shape[0]] = 1
         return embeds, mask
 
-    def answer_probability(self, images: list[Any], questions: list[str], answer: str = "Yes") -> list[float]:
-        """The ``geometric`` rule: exp(-mean CE) over the tokens of ``answer`` and ``</s>`` (teacher forced)."""
+    def answer_probability(
+        self, images: list[Any], questions: list[str], answer: str = "Yes", rule: str | None = None
+    ) -> list[float]:
+        """The ``geometric`` rule (the only one of this family): exp(-mean CE) over the tokens of ``answer`` and
+        ``</s>`` (teacher forced)."""
         import torch
 
+        if rule not in (None, "geometric"):
+            raise T2IBenchError(f"the clip-flant5 family supports rule=geometric only, not {rule!r}")
         with torch.no_grad():
             embeds, mask = self.encoder_inputs(self.image_features(images), questions)
             label = torch.tensor(self.tokenizer(answer).input_ids, device=self.device)
@@ -123,8 +128,10 @@ class CLIPFlanT5:
             logits = self.t5(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
             return geometric_answer_probability(logits, labels).tolist()
 
-    def generate(self, images: list[Any], question: str, max_new_tokens: int = 64) -> list[str]:
-        """Greedy answers (captions) to ``question`` about each image."""
+    def generate(
+        self, images: list[Any], question: str, max_new_tokens: int = 64, stop: str | None = None
+    ) -> list[str]:
+        """Greedy answers (captions) to ``question`` about each image, cut at ``stop`` when given."""
         import torch
 
         with torch.no_grad():
@@ -132,7 +139,8 @@ class CLIPFlanT5:
             out = self.t5.generate(
                 inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
             )
-        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [(text.split(stop)[0] if stop else text).strip() for text in texts]
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod

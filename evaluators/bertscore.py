@@ -111,13 +111,12 @@ class BERTScoreEvaluator(Evaluator):
         images = [jpeg_round_trip(store.load_image(r), int(self.cfg.get("jpeg_quality", 80))) for r in records]
         captions = []
         batch = max(1, int(self.cfg.get("batch_size", 8)))
-        stop = {"stop": self.cfg["stop"]} if self.cfg.get("stop") and self.cfg.get("captioner") != "clip-flant5" else {}
         for start in range(0, len(images), batch):
             captions += model.generate(
                 images[start : start + batch],
                 self.cfg.get("question", DDPO_QUESTION),
                 int(self.cfg.get("max_new_tokens", 64)),
-                **stop,
+                self.cfg.get("stop"),
             )
         references = [self.cfg.get("reference_prefix", "The image contains ") + r["prompt"]["text"] for r in records]
         scorer = bert_scorer(self.cfg.get("bert_model", "microsoft/deberta-xlarge-mnli"), self.cfg.get("num_layers"))

@@ -101,21 +101,22 @@ def _native_model(cfg: Mapping[str, Any]) -> Any:
     device = resolve_device(cfg.get("device", "auto"))
     name = cfg.get("family") or "clip-flant5"
     key = (name, cfg.get("model"), cfg.get("revision"), cfg.get("tokenizer"), cfg.get("dtype"), device)
-    if key not in _MODELS and name != "clip-flant5":
+    if key in _MODELS:
+        return _MODELS[key]
+    dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
+    if name != "clip-flant5":
         from t2ibench.evaluators._chat_vlm import ChatVLM, tiny_chat_vlm
 
         if cfg.get("model") == "tiny":
             _MODELS[key] = tiny_chat_vlm(name, int(cfg.get("seed", 0))).to(device)
         else:
-            dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
             _MODELS[key] = ChatVLM.from_pretrained(name, cfg["model"], cfg.get("revision"), dtype, device)
-    if key not in _MODELS:
+    else:
         from t2ibench.evaluators._vlm import CLIPFlanT5, tiny_clip_flant5
 
         if cfg.get("model") == "tiny":
             _MODELS[key] = tiny_clip_flant5(int(cfg.get("seed", 0))).to(device)
         else:
-            dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
             _MODELS[key] = CLIPFlanT5.from_pretrained(
                 cfg["model"], cfg.get("revision"), cfg.get("tokenizer", "google/flan-t5-xxl"), dtype, device
             )
@@ -131,11 +132,7 @@ def score_native(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequence[
     out: list[float] = []
     for start in range(0, len(texts), batch):
         questions = [template.format(t) for t in texts[start : start + batch]]
-        chunk = list(images[start : start + batch])
-        if cfg["family"] == "clip-flant5":
-            out += model.answer_probability(chunk, questions, answer)
-        else:
-            out += model.answer_probability(chunk, questions, answer, rule)
+        out += model.answer_probability(list(images[start : start + batch]), questions, answer, rule)
     return out
 
 

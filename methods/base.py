@@ -118,6 +118,7 @@ class Method:
 
     name: ClassVar[str] = ""
     supported_pipelines: ClassVar[tuple[str, ...]] = ()
+    needs_pipeline: ClassVar[bool] = True  # False: no model is loaded (images made elsewhere)
 
     def __init__(self, cfg: Mapping[str, Any], generation: Mapping[str, Any]):
         self.cfg = dict(cfg)
@@ -130,6 +131,10 @@ class Method:
             raise T2IBenchError(
                 f"method '{self.name}' does not support {kind}; supported pipelines: {', '.join(self.supported_pipelines)}"
             )
+
+    def select_items(self, items: list[tuple[Prompt, int, Any]], store: Any) -> list[tuple[Prompt, int, Any]]:
+        """The (prompt, store key, noise seed) items this method makes, from the run's (default: all of them)."""
+        return items
 
     def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: Any) -> None:
         """Train or load what the method needs before generating (default: nothing)."""

@@ -12,8 +12,9 @@ No paper or official repository: this adapter generates nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods import METHODS
@@ -28,8 +29,9 @@ class ExternalImages(Method):
     """Reads ``image_dir/<prompt id>/<seed>.<ext>`` instead of sampling (see the module docstring)."""
 
     name = "external"
-    needs_pipeline: ClassVar[bool] = False
+    needs_pipeline = False
 
+    @cached_property
     def folder(self) -> Path:
         where = self.cfg.get("image_dir")
         if not where:
@@ -41,14 +43,26 @@ class ExternalImages(Method):
 
     def path_for(self, prompt: Prompt, key: int) -> Path | None:
         for suffix in SUFFIXES:
-            path = self.folder() / prompt.id / f"{int(key)}{suffix}"
+            path = self.folder / prompt.id / f"{int(key)}{suffix}"
             if path.is_file():
                 return path
         return None
 
-    def missing(self, items: Sequence[tuple[Prompt, int]]) -> list[Path]:
-        """The expected PNG paths of the (prompt, key) items that have no image."""
-        return [self.folder() / p.id / f"{int(k)}.png" for p, k in items if self.path_for(p, k) is None]
+    def select_items(self, items: list[tuple[Prompt, int, Any]], store: Any) -> list[tuple[Prompt, int, Any]]:
+        """The items that have an image (all of them, unless ``allow_missing``), each with its store key in place
+        of the noise seed, since :meth:`generate` reads by key."""
+        missing = [(p, k) for p, k, _ in items if not store.is_done(p, k) and self.path_for(p, k) is None]
+        if missing and not self.cfg.get("allow_missing"):
+            first = self.folder / missing[0][0].id / f"{int(missing[0][1])}.png"
+            raise T2IBenchError(
+                f"method=external: {len(missing)} of {len(items)} images are missing, e.g. {first} "
+                "(set method.allow_missing=true to score the ones that exist)"
+            )
+        absent = {(p.id, int(k)) for p, k in missing}
+        kept = [(p, k, k) for p, k, _ in items if (p.id, int(k)) not in absent]
+        if not kept:
+            raise T2IBenchError(f"method=external: no images under {self.folder}")
+        return kept
 
     def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
         from PIL import Image
@@ -57,7 +71,7 @@ class ExternalImages(Method):
         for prompt, key in zip(prompts, seeds, strict=True):  # the runner passes the store keys, not noise seeds
             path = self.path_for(prompt, int(key))
             if path is None:
-                raise T2IBenchError(f"external image missing: {self.folder() / prompt.id / f'{int(key)}.png'}")
+                raise T2IBenchError(f"external image missing: {self.folder / prompt.id / f'{int(key)}.png'}")
             try:
                 with Image.open(path) as image:
                     images.append(image.convert("RGB"))

@@ -88,10 +88,8 @@ def needed_weights(overrides: Sequence[str]) -> tuple[list[tuple[str, str]], lis
                 if isinstance(v, Mapping) and (k != "qa" or ecfg.get("role_questions") == "yes_no")
             ]  # role_bias: vqa, and qa when the role questions are asked of a yes/no VLM
             for section in sections:
-                if section is not ecfg and "model" in section and section.get("model") is None:
-                    section["model"] = FAMILIES[section.get("family") or "clip-flant5"].hub_default
-                if section is ecfg and name == "vqascore" and section.get("model") is None:
-                    section["model"] = FAMILIES[section.get("family") or "clip-flant5"].hub_default
+                if "family" in section and section.get("model") is None:  # VQA configs: the family's checkpoint
+                    section["model"] = FAMILIES[section["family"] or "clip-flant5"].hub_default
                 family = section.get("family") or section.get("captioner")
                 for key, revision_key in WEIGHT_KEYS.items():
                     if key in ("tokenizer", "caption_tokenizer") and family not in (None, "clip-flant5"):

@@ -91,13 +91,11 @@ def _our_value(table: Any, model: str, method: str, benchmark: str, metric: str)
 
 
 def _reason(table: Any, entry: Mapping[str, str], implemented: set[str]) -> str:
+    if _row_exists(table, entry):
+        return "missing (metric not computed)"
     method = entry["method"]
     known = any(method == name or method.startswith(name + "_") for name in implemented)  # labels: respodiff_race
-    if not known and not _row_exists(table, entry):
-        return "missing (method not in t2ibench)"
-    if not _row_exists(table, entry):
-        return "missing (cell not run)"
-    return "missing (metric not computed)"
+    return "missing (cell not run)" if known else "missing (method not in t2ibench)"
 
 
 def _row_exists(table: Any, entry: Mapping[str, str]) -> bool:

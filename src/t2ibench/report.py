@@ -125,24 +125,22 @@ def _grid(results_dir: Path, out_dir: Path, max_prompts: int) -> tuple[str, int,
     from t2ibench.run_store import RunStore
 
     records = [json.loads(p.read_text()) for p in sorted((results_dir / "cells").glob("*.json"))]
-    columns: list[tuple[str, Any, list[int]]] = []
+    columns: list[tuple[str, Any, list[int], dict, dict]] = []  # label, store, seeds, records, scores
     prompts: dict[str, str] = {}
     for record in records:
         labels = record["labels"]
         label = f"{labels['model']} / {labels['method']} / {labels['benchmark']}"
         store = RunStore(record["store"])
-        columns.append((label, store, [int(s) for s in record["seeds"]]))
+        columns.append((label, store, [int(s) for s in record["seeds"]], store.records(), _scores_by_sample(store)))
         for sample in store.samples([(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"]]):
             prompts.setdefault(sample["prompt"]["id"], sample["prompt"]["text"])
     shown = blurred = 0
     img_dir = out_dir / "img"
-    head = "<tr><th>prompt</th>" + "".join(f"<th>{esc(label)}</th>" for label, _, _ in columns) + "</tr>"
+    head = "<tr><th>prompt</th>" + "".join(f"<th>{esc(column[0])}</th>" for column in columns) + "</tr>"
     rows = [head]
     for prompt_id in list(prompts)[:max_prompts]:
         cells = [f'<td class="prompt"><b>{esc(prompt_id)}</b><br>{esc(prompts[prompt_id])}</td>']
-        for _, store, seeds in columns:
-            scores = _scores_by_sample(store)
-            records_by_key = store.records()
+        for _, store, seeds, records_by_key, scores in columns:
             parts = []
             for seed in seeds:
                 record = records_by_key.get((prompt_id, seed))

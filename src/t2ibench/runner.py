@@ -313,28 +313,16 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
             seeding["images_per_prompt"],
         )
     items = make_items(prompts, seeds, seeding)
-    needs_pipeline = getattr(method_cls, "needs_pipeline", True)
-    if not needs_pipeline:  # images made elsewhere: read by store key, no model
-        external = method_cls(method_cfg, generation)
-        missing = external.missing([(p, k) for p, k, _ in items if not store.is_done(p, k)])
-        if missing and not method_cfg.get("allow_missing"):
-            raise T2IBenchError(
-                f"method=external: {len(missing)} of {len(items)} images are missing, e.g. {missing[0]} "
-                "(set method.allow_missing=true to score the ones that exist)"
-            )
-        absent = {(m.parent.name, int(m.stem)) for m in missing}
-        items = [(p, k, k) for p, k, _ in items if (p.id, int(k)) not in absent]
-        if not items:
-            raise T2IBenchError(f"method=external: no images under {method_cfg.get('image_dir')}")
+    method = method_cls(method_cfg, generation)
+    items = method.select_items(items, store)
     todo = [batch for batch in make_batches(items, batch_size) if not all(store.is_done(p, k) for p, k, _ in batch)]
     model_record: dict[str, Any] = {
         k: identity.get(k) for k in ("name", "source", "id", "revision", "path", "dtype") if identity.get(k) is not None
     }
     generated = 0
     if todo:
-        method = method_cls(method_cfg, generation)
-        pipe = load_pipeline(model_cfg) if needs_pipeline else None
-        if needs_pipeline:
+        pipe = load_pipeline(model_cfg) if method.needs_pipeline else None
+        if method.needs_pipeline:
             model_record["resolved_revision"] = getattr(pipe, "_t2ibench_resolved_revision", None)
             method.check_pipeline(pipe)
             method.prepare(pipe, prompts, TrainedWeightsCache(run_cfg.get("cache_dir")))
