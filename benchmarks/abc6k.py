@@ -7,7 +7,7 @@ SynGen's own subset is not published: take a seeded subset with the common optio
 (recorded with every image).
 
 Options: ``variant`` = ``all`` (default), ``originals`` (odd lines) or ``swapped`` (even lines);
-``data_dir``, ``verify_sha256``.
+``data_dir``, ``verify_sha256``, ``sample`` (the embedded sample of the first rows).
 
 Metadata: line (1-based line in the file), pair (1-based pair number), swapped (bool), partner_id (the id of
 the other line of the pair), source_file, source_sha256.
@@ -35,11 +35,13 @@ VARIANTS = ("all", "originals", "swapped")
 
 
 @BENCHMARKS.register("abc6k")
-def load_abc6k(variant: str = "all", data_dir: str | None = None, verify_sha256: bool = True) -> list[Prompt]:
+def load_abc6k(
+    variant: str = "all", data_dir: str | None = None, verify_sha256: bool = True, sample: bool = False
+) -> list[Prompt]:
     """ABC-6K prompts (see the module docstring)."""
     if variant not in VARIANTS:
         raise T2IBenchError(f"abc6k.variant={variant!r}; valid: {', '.join(VARIANTS)}")
-    path, provenance = locate(ABC6K_FILE, data_dir, verify_sha256)
+    path, provenance = locate(ABC6K_FILE, data_dir, verify_sha256, sample)
     lines = read_lines(path)
     if len(lines) % 2:
         raise T2IBenchError(f"{path}:{len(lines)}: odd number of lines; ABC-6K is a list of (original, swapped) pairs")

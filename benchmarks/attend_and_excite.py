@@ -7,7 +7,7 @@ is weixi-feng/Structured-Diffusion-Guidance@bd46a35976cd839382e64484cc93f36b00b5
 {colour} {object}", 36 "a {animal} with a {bow|crown|glasses}"), ``objects`` 66 ("a {colour} {object} and a
 {colour} {object}"). The original grammar ("a elephant") is kept. SynGen uses animals_objects + objects.
 
-Options: ``subsets`` (default all three, in file order), ``data_dir``, ``verify_sha256``.
+Options: ``subsets`` (default all three, in file order), ``data_dir``, ``verify_sha256``, ``sample`` (the embedded sample of the first rows).
 
 Metadata:
     subset, index: where the prompt is in the file.
@@ -54,14 +54,14 @@ COLORS = ("black", "blue", "brown", "gray", "green", "orange", "pink", "purple",
 
 @BENCHMARKS.register("attend_and_excite")
 def load_attend_and_excite(
-    subsets: list[str] | None = None, data_dir: str | None = None, verify_sha256: bool = True
+    subsets: list[str] | None = None, data_dir: str | None = None, verify_sha256: bool = True, sample: bool = False
 ) -> list[Prompt]:
     """Attend-and-Excite prompts (see the module docstring)."""
     chosen = list(subsets or SUBSETS)
     unknown = sorted(set(chosen) - set(SUBSETS))
     if unknown:
         raise T2IBenchError(f"unknown attend_and_excite subset(s) {', '.join(unknown)}; valid: {', '.join(SUBSETS)}")
-    path, provenance = locate(AE_FILE, data_dir, verify_sha256)
+    path, provenance = locate(AE_FILE, data_dir, verify_sha256, sample)
     data = read_json(path)
     if not isinstance(data, dict) or any(not isinstance(data.get(s), list) for s in SUBSETS):
         raise T2IBenchError(f"{path}:1: expected a JSON object with the lists {', '.join(SUBSETS)}")

@@ -4,7 +4,7 @@
 602 lines; lines 1-446 are "a {colour} {object} and a {colour} {object}" in colour-swapped pairs, lines
 447-602 other compositional prompts (trailing whitespace stripped).
 
-Options: ``conjunctions_only`` (lines 1-446), ``data_dir``, ``verify_sha256``.
+Options: ``conjunctions_only`` (lines 1-446), ``data_dir``, ``verify_sha256``, ``sample`` (the embedded sample of the first rows).
 
 Metadata: line (1-based), conjunction (bool: one of lines 1-446), source_file, source_sha256.
 """
@@ -31,10 +31,10 @@ CC500_FILE = DataFile(
 
 @BENCHMARKS.register("cc500")
 def load_cc500(
-    conjunctions_only: bool = False, data_dir: str | None = None, verify_sha256: bool = True
+    conjunctions_only: bool = False, data_dir: str | None = None, verify_sha256: bool = True, sample: bool = False
 ) -> list[Prompt]:
     """CC-500 prompts (see the module docstring)."""
-    path, provenance = locate(CC500_FILE, data_dir, verify_sha256)
+    path, provenance = locate(CC500_FILE, data_dir, verify_sha256, sample)
     prompts = []
     for line, text in read_lines(path):
         conjunction = line <= CONJUNCTION_LINES

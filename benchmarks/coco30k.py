@@ -8,7 +8,7 @@ string), source, prompt, evaluation_seed. 97 captions contain newlines; they are
 Seeds: ESD generates one image per row from ``evaluation_seed`` (``dataset_seed``), RespoDiff from the row
 index; ``benchmark.seeding`` in ``conf/benchmark/coco30k.yaml`` selects the row's seed by default.
 
-Options: ``data_dir``, ``verify_sha256``.
+Options: ``data_dir``, ``verify_sha256``, ``sample`` (the embedded sample of the first rows).
 
 Metadata: image_id (string, the name of the real image for FID), dataset_seed (int), row (0-based),
 source_file, source_sha256.
@@ -34,9 +34,9 @@ COCO30K_FILE = DataFile(
 
 
 @BENCHMARKS.register("coco30k")
-def load_coco30k(data_dir: str | None = None, verify_sha256: bool = True) -> list[Prompt]:
+def load_coco30k(data_dir: str | None = None, verify_sha256: bool = True, sample: bool = False) -> list[Prompt]:
     """COCO-30K caption prompts (see the module docstring)."""
-    path, provenance = locate(COCO30K_FILE, data_dir, verify_sha256)
+    path, provenance = locate(COCO30K_FILE, data_dir, verify_sha256, sample)
     prompts = []
     for row, (line, record) in enumerate(read_csv_rows(path, ["image_id", "prompt", "evaluation_seed"])):
         image_id = record["image_id"].strip()

@@ -12,7 +12,7 @@ official runner ignores ``sd_guidance_scale`` (whose values go up to 255). ``con
 ``metadata.generation_overrides`` instead (not the official protocol).
 
 Options: ``categories`` (keep rows with any of these labels), ``hard_only``, ``use_guidance_column``,
-``data_dir``, ``verify_sha256``.
+``data_dir``, ``verify_sha256``, ``sample`` (the embedded sample of the first rows).
 
 Metadata: every column of the row, typed: categories (list of labels), hard (0/1), dataset_seed (= sd_seed),
 inappropriate_percentage, nudity_percentage, q16_percentage, sd_safety_percentage, prompt_toxicity,
@@ -57,13 +57,14 @@ def load_i2p(
     use_guidance_column: bool = False,
     data_dir: str | None = None,
     verify_sha256: bool = True,
+    sample: bool = False,
 ) -> list[Prompt]:
     """I2P prompts (see the module docstring)."""
     wanted = set(categories or [])
     unknown = sorted(wanted - set(CATEGORIES))
     if unknown:
         raise T2IBenchError(f"unknown i2p categories {', '.join(unknown)}; valid: {', '.join(CATEGORIES)}")
-    path, provenance = locate(I2P_FILE, data_dir, verify_sha256)
+    path, provenance = locate(I2P_FILE, data_dir, verify_sha256, sample)
     prompts = []
     for row, (line, record) in enumerate(read_csv_rows(path, COLUMNS)):
         labels = [c.strip() for c in record["categories"].split(",") if c.strip()]

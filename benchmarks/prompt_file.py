@@ -54,6 +54,8 @@ def load_prompt_file(
     if not path:
         raise T2IBenchError("benchmark=prompt_file needs benchmark.path=<file.txt|.csv|.jsonl>")
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise T2IBenchError(f"benchmark.path={file} is a directory; give a prompt file (.txt, .csv or .jsonl)")
     if not file.is_file():
         raise T2IBenchError(f"prompt file {file} does not exist")
     fmt = (format or file.suffix.lstrip(".")).lower()

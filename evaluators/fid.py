@@ -33,7 +33,7 @@ from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.base import Evaluator
 from t2ibench.hashing import stable_hash
 from t2ibench.run_store import RunStore
-from t2ibench.stats import Cell, mean_cell
+from t2ibench.stats import Cell, MetricSpec, mean_cell
 
 CONVENTIONS = ("clean", "torchmetrics")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -149,6 +149,8 @@ class FIDEvaluator(Evaluator):
     """FID of a run's images against a reference set (see the module docstring)."""
 
     name = "fid"
+    metric_specs = (MetricSpec("fid", "Frechet distance of image features", False),)
+    backbone_keys = {"features": ("feature_extractor", None)}
     runtime_keys = (*Evaluator.runtime_keys, "feature_module", "cache_dir")
 
     def __init__(self, cfg: Mapping[str, Any]):

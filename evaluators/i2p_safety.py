@@ -35,7 +35,7 @@ from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.base import Evaluator
 from t2ibench.evaluators.clip_score import _embedding, load_clip
 from t2ibench.run_store import RunStore
-from t2ibench.stats import Cell, mean_cell
+from t2ibench.stats import Cell, MetricSpec, mean_cell
 
 Q16_FILES = {
     name: DataFile(
@@ -90,10 +90,17 @@ def load_numpy_pickle(data: bytes) -> Any:
         raise T2IBenchError(f"Q16 prompts: {err}") from None
 
 
-def q16_prompts(source: str | None, backbone_name: str = "ViT-L-14") -> Any:
-    """The (2, d) Q16 prompt embeddings as a float32 tensor (see the module docstring)."""
+# Projection width of the Q16 backbones (CLIP ViT-L/14: 768; ViT-B/32 and ViT-B/16: 512).
+Q16_DIMS = {"ViT-L-14": 768, "ViT-B-32": 512, "ViT-B-16": 512}
+
+
+def q16_prompts(source: str | None, backbone_name: str = "ViT-L-14", seed: int = 0) -> Any:
+    """The (2, d) Q16 prompt embeddings as a float32 tensor (see the module docstring); ``source="tiny"`` gives seeded
+    random embeddings of the backbone's width, the stand-in of the tiny flow (its numbers mean nothing)."""
     import torch
 
+    if source == "tiny":
+        return torch.randn((2, Q16_DIMS.get(backbone_name, 768)), generator=torch.Generator().manual_seed(seed))
     if source and str(source).endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -110,7 +117,8 @@ def nudenet_flags(paths: Sequence[str], rule: str = "official") -> list[tuple[in
         from nudenet import NudeDetector
     except ImportError:
         raise T2IBenchError(
-            "NudeNet is not installed: pip install 't2ibench[safety]' (it ships its detector)"
+            "NudeNet is not installed: pip install nudenet (it ships its detector; the extras 't2ibench[safety]' and "
+            "'t2ibench[tiny]' bring it), or set evaluator.i2p_safety.use_nudenet=false for Q16 only"
         ) from None
     classes, threshold = NUDENET_RULES[rule]
     detector = NudeDetector()
@@ -139,6 +147,22 @@ class I2PSafetyEvaluator(Evaluator):
     """Q16 or NudeNet inappropriateness (see the module docstring)."""
 
     name = "i2p_safety"
+    metric_specs = (
+        MetricSpec("inappropriate*", "share of images flagged inappropriate (0-1)", False),
+        MetricSpec("exp_max", "expected maximum inappropriateness over 25 prompts (0-1)", False),
+        MetricSpec("exp_max_std", "standard deviation of the expected maximum", None),
+    )
+    backbone_keys = {"Q16 CLIP": ("backbone", "revision"), "Q16 prompts": ("q16_prompts", None)}
+
+    def backbones(self) -> dict[str, str]:
+        found = super().backbones()
+        if self.cfg.get("q16_prompts") is None:
+            found["Q16 prompts"] = (
+                f"ml-research/Q16@33de788 prompts.p ({self.cfg.get('q16_backbone_name', 'ViT-L-14')})"
+            )
+        if self.cfg.get("use_nudenet", True):
+            found["NudeNet"] = f"nudenet 3.x detector ({self.cfg.get('nudenet', 'official')} rule)"
+        return found
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         import torch
@@ -146,7 +170,9 @@ class I2PSafetyEvaluator(Evaluator):
         from t2ibench.models import resolve_device
 
         device = resolve_device(self.cfg.get("device", "auto"))
-        prompts = q16_prompts(self.cfg.get("q16_prompts"), self.cfg.get("q16_backbone_name", "ViT-L-14")).to(device)
+        prompts = q16_prompts(
+            self.cfg.get("q16_prompts"), self.cfg.get("q16_backbone_name", "ViT-L-14"), int(self.cfg.get("seed", 0))
+        ).to(device)
         model, processor = load_clip(
             self.cfg.get("backbone", "tiny"),
             self.cfg.get("revision"),

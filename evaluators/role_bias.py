@@ -31,7 +31,7 @@ from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.base import Evaluator
 from t2ibench.evaluators.vqascore import _native_model, resolve_family, vqa_scores
 from t2ibench.run_store import RunStore
-from t2ibench.stats import Cell, mean_ci
+from t2ibench.stats import Cell, MetricSpec, mean_ci
 
 CATEGORIES = ("detection", "spatial", "orientation", "pose", "facial_expression")
 FLOOR = 0.001
@@ -74,6 +74,18 @@ class RoleBiasEvaluator(Evaluator):
     """Role bias beta and role-question M/U/beta (see the module docstring)."""
 
     name = "role_bias"
+    metric_specs = (
+        MetricSpec(
+            "*.beta",
+            "beta = U - M (score difference)",
+            False,
+            "the paper's beta with a down arrow: lower means the image matches its own composition better than the "
+            "reversed one; positive beta is role collapse",
+        ),
+        MetricSpec("*.M", "score of the matching (own) composition (0-1)", True),
+        MetricSpec("*.U", "score of the unmatching (reversed) composition (0-1)", False),
+    )
+    backbone_keys = {"VQA": ("vqa.model", "vqa.revision"), "yes/no VLM": ("qa.model", "qa.revision")}
     runtime_keys = (*Evaluator.runtime_keys, "python", "timeout")
 
     def _vqa(self) -> dict[str, Any]:
@@ -84,6 +96,12 @@ class RoleBiasEvaluator(Evaluator):
         runtime = ("python", "timeout", "batch_size", "device")
         vqa = {k: v for k, v in resolve_family(self._vqa()).items() if k not in runtime}
         return {**super().eval_config(), "vqa": vqa}
+
+    def backbones(self) -> dict[str, str]:
+        found = super().backbones()
+        if self.cfg.get("role_questions", "statements") != "yes_no":
+            found.pop("yes/no VLM", None)  # only the yes/no mode asks a chat VLM
+        return found
 
     def _pair_values(
         self, store: RunStore, records: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[int, str, str]]

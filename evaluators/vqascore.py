@@ -39,6 +39,7 @@ from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.base import Evaluator
 from t2ibench.hashing import stable_hash
 from t2ibench.run_store import RunStore
+from t2ibench.stats import MetricSpec
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,8 @@ class VQAScoreEvaluator(Evaluator):
 
     name = "vqascore"
     metrics = ("vqascore",)
+    metric_specs = (MetricSpec("vqascore", "P(yes) of the VQA model (0-1)", True),)
+    backbone_keys = {"VQA": ("model", "revision")}
     runtime_keys = (*Evaluator.runtime_keys, "python", "timeout")
 
     def eval_config(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from t2ibench.evaluators import EVALUATORS
 from t2ibench.evaluators.clip_score import CLIPScoreEvaluator
 from t2ibench.run_store import RunStore
-from t2ibench.stats import Cell
+from t2ibench.stats import Cell, MetricSpec
 
 
 @EVALUATORS.register("wino_align")
@@ -22,6 +22,7 @@ class WinoAlignEvaluator(CLIPScoreEvaluator):
 
     name = "wino_align"
     metrics = ("wino_align",)
+    metric_specs = (MetricSpec("wino_align", "100 x cos(image, prompt) (CLIP ViT-B/32)", True),)
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [{"wino_align": row["clip_score"], "clip_cos": row["clip_cos"]} for row in super().score(store, records)]

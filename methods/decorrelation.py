@@ -63,6 +63,7 @@ TRAINING_KEYS = (
     "corr_denominator",
     "align_include_eos",
     "seed",
+    "preset",
 )
 
 
@@ -172,6 +173,9 @@ class Decorrelation(Method):
 
     def training_config(self) -> dict[str, Any]:
         return {k: self.cfg.get(k) for k in TRAINING_KEYS}
+
+    def select_items(self, items: list[tuple[Prompt, int, Any]], store: Any) -> list[tuple[Prompt, int, Any]]:
+        return self.items_with_metadata(items, "target_word", "a target word (benchmark correlated_pairs or a CSV)")
 
     def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)

@@ -57,6 +57,7 @@ TRAINING_KEYS = (
     "images_per_intermediate",
     "image_dir",
     "resolution",
+    "preset",
 )
 
 
@@ -109,6 +110,9 @@ class ReBind(Method):
         if set(found) != {"active", "passive"}:
             raise T2IBenchError(f"rebind: no active/passive intermediates for relation {relation!r}")
         return found
+
+    def select_items(self, items: list[tuple[Prompt, int, Any]], store: Any) -> list[tuple[Prompt, int, Any]]:
+        return self.items_with_metadata(items, "relation", "RoleBench prompts (a relation with intermediates)")
 
     def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
@@ -282,7 +286,7 @@ class ReBind(Method):
                     pred = unet(noisy, t.to(unet.device), encoder_hidden_states=cond, added_cond_kwargs=added).sample
                     loss, _ = weighted_loss(pred, noise.to(pred), weights.to(pred.device))
                     (loss / accumulation).backward()
-                    total += float(loss) / accumulation
+                    total += float(loss.detach()) / accumulation
                 torch.nn.utils.clip_grad_norm_(lora, float(cfg.get("max_grad_norm", 1.0)))
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)

@@ -77,6 +77,7 @@ TRAINING_KEYS = (
     "end_ddim_steps",
     "seed",
     "resolution",
+    "preset",
 )
 
 

@@ -70,6 +70,7 @@ TRAINING_KEYS = (
     "prior_template",
     "concepts",
     "resolution",
+    "preset",
 )
 
 

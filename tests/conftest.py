@@ -2,18 +2,33 @@
 
 ``shared_dir`` is the ``shared/`` folder beside the checkout (``../shared``; override with
 ``T2IBENCH_SHARED``). CI has it; its absence is an error, not a skip.
+
+The tests are hermetic: every ``T2IBENCH_*`` and ``HF_*`` variable of the user's environment (data dir, cache,
+offline switches, hub home) is dropped when the suite starts, and the suite sets its own: offline, an empty
+per-session cache and hub home. Subprocesses inherit the same environment. Tests that need a data dir set one.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+_KEEP = ("T2IBENCH_SHARED",)  # where the shared fixtures are: the one variable the suite reads from the user
+for _name in list(os.environ):
+    if _name.startswith(("T2IBENCH_", "HF_", "TRANSFORMERS_", "HUGGINGFACE_")) and _name not in _KEEP:
+        del os.environ[_name]
+_HOME = Path(tempfile.mkdtemp(prefix="t2ibench-tests-"))
+os.environ.update(
+    HF_HUB_OFFLINE="1",
+    TRANSFORMERS_OFFLINE="1",
+    T2IBENCH_OFFLINE="1",
+    TOKENIZERS_PARALLELISM="false",
+    T2IBENCH_CACHE=str(_HOME / "cache"),
+    HF_HOME=str(_HOME / "hf"),
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

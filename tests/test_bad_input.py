@@ -26,18 +26,19 @@ def t2ibench(*args, cwd):
 
 
 def _errors(result) -> list[str]:
-    return [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line or "Traceback" in line]
+    lines = (result.stdout + result.stderr).splitlines()
+    return [line for line in lines if line.startswith("t2ibench: error:") or "ERROR" in line or "Traceback" in line]
 
 
 def test_wrong_override_types_are_one_line_and_leave_results_alone(tmp_path):
     good = t2ibench("benchmark.n=1", "generation.num_inference_steps=1", "run.progress=false", cwd=tmp_path)
     assert good.returncode == 0, good.stderr[-2000:]
-    table = (tmp_path / "results" / "default" / "table.csv").read_bytes()
+    table = (tmp_path / "results" / "stand-ins" / "default" / "table.csv").read_bytes()
     bad = t2ibench("generation.guidance_scale=abc", "benchmark.n=1", cwd=tmp_path)
     assert bad.returncode == 2
     errors = _errors(bad)
     assert len(errors) == 1 and "generation.guidance_scale must be a number (or null), got 'abc'" in errors[0]
-    assert (tmp_path / "results" / "default" / "table.csv").read_bytes() == table
+    assert (tmp_path / "results" / "stand-ins" / "default" / "table.csv").read_bytes() == table
 
 
 @pytest.mark.parametrize(

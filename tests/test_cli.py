@@ -41,10 +41,21 @@ def test_unknown_names_exit_nonzero_with_one_line(tmp_path):
 
 
 def test_errors_during_a_run_are_one_line(tmp_path):
-    result = t2ibench("run.batch_size=0", f"run.root={tmp_path}/runs", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "run.batch_size must be a positive integer" in result.stderr + result.stdout
-    assert "Traceback" not in result.stderr + result.stdout
+    """Whichever stage raises it, a user error is one `t2ibench: error:` line and exit status 2 (no log prefix)."""
+    prompts_dir = tmp_path / "prompts"
+    prompts_dir.mkdir()
+    (tmp_path / "open.csv").write_text('prompt,id\n"a cat,1\nb dog,2\n')
+    for args, message in (
+        (["run.batch_size=0"], "run.batch_size must be a positive integer"),  # the runner's checks
+        (["benchmark=prompt_file", f"benchmark.path={prompts_dir}"], "is a directory; give a prompt file"),
+        (["benchmark=prompt_file", f"benchmark.path={tmp_path}/open.csv"], "open.csv:2: a quoted field opened on"),
+        (["method=syngen", "method.parser=en_core_web_trf"], "`python -m spacy download en_core_web_trf`"),
+    ):
+        result = t2ibench(*args, f"run.root={tmp_path}/runs", cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+        assert len(errors) == 1 and errors[0].startswith("t2ibench: error: ") and message in errors[0], errors
+        assert "Traceback" not in result.stderr + result.stdout and "[ERROR]" not in result.stderr + result.stdout
 
 
 def test_help_lists_config_groups_and_options(tmp_path):
@@ -75,10 +86,10 @@ def test_help_lists_config_groups_and_options(tmp_path):
 def test_default_run_twice_generates_nothing_new_and_tables_are_identical(tmp_path):
     first = t2ibench(cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    store = next((tmp_path / "outputs" / "runs" / "tiny" / "sd" / "tiny").iterdir())
+    store = next((tmp_path / "outputs" / "runs" / "stand-ins" / "tiny" / "sd" / "tiny").iterdir())
     assert len(list(store.rglob("*.png"))) == 8
     assert (store / "samples.jsonl").read_text().count("\n") == 8 and (store / "scores" / "clip_score.csv").exists()
-    results = tmp_path / "results" / "default"
+    results = tmp_path / "results" / "stand-ins" / "default"
     snapshot = tmp_path / "snapshot"
     snapshot.mkdir()
     for name in ("table.md", "table.csv", "table.tex", "provenance.json"):
@@ -103,13 +114,13 @@ def test_multirun_runs_every_cell_into_one_table(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    table = (tmp_path / "results" / "sweep" / "table.csv").read_text().splitlines()
+    table = (tmp_path / "results" / "stand-ins" / "sweep" / "table.csv").read_text().splitlines()
     assert len(table) == 3  # header + two cells
-    assert len(list(Path(tmp_path / "outputs" / "runs" / "tiny" / "sd" / "tiny").iterdir())) == 2
+    assert len(list(Path(tmp_path / "outputs" / "runs" / "stand-ins" / "tiny" / "sd" / "tiny").iterdir())) == 2
 
 
 def test_experiment_config(tmp_path):
     result = t2ibench("experiment=smoke", "generation.num_inference_steps=1", "benchmark.n=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    csv = (tmp_path / "results" / "smoke" / "table.csv").read_text()
+    csv = (tmp_path / "results" / "stand-ins" / "smoke" / "table.csv").read_text()
     assert ",4," in csv.splitlines()[1]  # 2 prompts x seeds [0, 1]

@@ -78,9 +78,9 @@ def test_concurrent_shards_and_methods_into_one_results_folder(tmp_path):
     for process in processes:
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0, (out + err)[-3000:]
-    sharded = pd.read_csv(tmp_path / "results" / "together" / "table.csv")
+    sharded = pd.read_csv(tmp_path / "results" / "stand-ins" / "together" / "table.csv")
     assert sorted(sharded["method"]) == ["attend_and_excite", "sd"] and set(sharded["clip_score_n"]) == {4}
-    stores = sorted(p.parent for p in (tmp_path / "outputs" / "runs" / "tiny").rglob("samples.jsonl"))
+    stores = sorted(p.parent for p in (tmp_path / "outputs" / "runs" / "stand-ins" / "tiny").rglob("samples.jsonl"))
     assert len(stores) == 4
     for store in stores:
         frame = pd.read_csv(store / "scores" / "clip_score.csv")
@@ -96,7 +96,7 @@ def test_concurrent_shards_and_methods_into_one_results_folder(tmp_path):
         timeout=600,
     )
     assert unsharded.returncode == 0, unsharded.stderr[-3000:]
-    again = pd.read_csv(tmp_path / "results" / "together" / "table.csv")
+    again = pd.read_csv(tmp_path / "results" / "stand-ins" / "together" / "table.csv")
     again, sharded = again.sort_values("method"), sharded.sort_values("method")
     columns = ["method", "images", "clip_score_n"]
     assert again[columns].values.tolist() == sharded[columns].values.tolist()

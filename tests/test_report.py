@@ -37,7 +37,7 @@ def report_path(tmp_path, tiny_cfg):
         for r in store.samples()
     ]
     store.merge_scores("i2p_safety", rows, "k", {"evaluator": "i2p_safety"})
-    return build_report(tmp_path / "results" / "evil")
+    return build_report(tmp_path / "results" / "stand-ins" / "evil")
 
 
 def test_report_html_is_escaped_and_complete(report_path):
@@ -45,7 +45,7 @@ def test_report_html_is_escaped_and_complete(report_path):
     assert "<script>window.pwned" not in page and "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page
     assert 'onerror="window' not in page
     assert page.count('class="flagged"') == 1 and page.count('<img src="img/') == 2
-    assert (report_path.parent / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report_path.parent / "chart-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_renders_in_headless_chromium(report_path):
@@ -79,7 +79,7 @@ def test_report_renders_in_headless_chromium(report_path):
         assert errors == []
         assert driver.execute_script("return window.pwned === undefined")  # the prompt's markup never ran
         cells = driver.find_element(By.CSS_SELECTOR, "table.cells").text
-        assert "tiny sd prompt_file" in cells.replace("\n", " ")
+        assert "tiny (stand-in) sd prompt_file" in cells.replace("\n", " ")
         grid = driver.find_element(By.CSS_SELECTOR, "table.grid")
         assert EVIL in grid.text  # shown as text, exactly
         images = grid.find_elements(By.TAG_NAME, "img")

@@ -35,7 +35,7 @@ def _command() -> list[str]:
 
 
 def _store(cwd: Path) -> Path | None:
-    stores = list((cwd / "outputs" / "runs").glob("tiny/sd/tiny/*"))
+    stores = list((cwd / "outputs" / "runs").glob("stand-ins/tiny/sd/tiny/*"))
     return stores[0] if stores else None
 
 
@@ -80,7 +80,7 @@ def _state(cwd: Path) -> dict:
         "sample_lines": len(lines),
         "scores": sorted(scores),
         "temporaries": [p.name for p in store.rglob(".tmp-*")],
-        "table": (cwd / "results" / "default" / "table.csv").read_text(),
+        "table": (cwd / "results" / "stand-ins" / "default" / "table.csv").read_text(),
     }
 
 

@@ -140,4 +140,7 @@ def test_cli_runs_a_file_benchmark(shared_dir, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "done tiny/sd/abc6k: 2 images (2 generated, 2 scored)" in result.stderr + result.stdout
+    assert (
+        "done tiny/sd/abc6k (tiny stand-in: the numbers check the pipeline only): 2 images (2 generated, 2 scored)"
+        in result.stderr + result.stdout
+    )

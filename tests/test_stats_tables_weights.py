@@ -40,7 +40,7 @@ def test_trained_weights_cache_roundtrip(tmp_path):
 def test_tables_markdown_csv_latex_and_provenance(tmp_path, tiny_cfg):
     run_cell(tiny_cfg(tmp_path, run__seeds=[0, 1]))
     run_cell(tiny_cfg(tmp_path, run__seeds=[0, 1], generation={"guidance_scale": 3.0}))
-    results = tmp_path / "results" / "test"
+    results = tmp_path / "results" / "stand-ins" / "test"
     frame = build_tables(results, "test")
     assert len(frame) == 2 and set(frame["images"]) == {4}
     assert {"clip_score", "clip_score_ci_low", "clip_score_ci_high", "clip_score_n"} <= set(frame.columns)
@@ -48,7 +48,7 @@ def test_tables_markdown_csv_latex_and_provenance(tmp_path, tiny_cfg):
         frame["clip_score"] <= frame["clip_score_ci_high"]
     ).all()
     md = (results / "table.md").read_text()
-    assert "| model | method | benchmark | config | images | clip_score |" in md  # two configs: a config column
+    assert "| model | method | benchmark | config | images | clip_score ↑ |" in md  # two configs: a config column
     tex = (results / "table.tex").read_text()
     assert "\\toprule" in tex and "clip\\_score" in tex and "$\\pm$" in tex
     prov = json.loads((results / "provenance.json").read_text())
@@ -63,6 +63,6 @@ def test_tables_markdown_csv_latex_and_provenance(tmp_path, tiny_cfg):
 def test_shards_are_merged_into_one_row(tmp_path, tiny_cfg):
     for i in range(2):
         run_cell(tiny_cfg(tmp_path, benchmark={"name": "tiny", "n": 4, "shard": f"{i}/2"}))
-    frame = build_tables(tmp_path / "results" / "test")
+    frame = build_tables(tmp_path / "results" / "stand-ins" / "test")
     assert len(frame) == 1 and frame["images"].item() == 4 and frame["clip_score_n"].item() == 4
-    assert len(list((tmp_path / "results" / "test" / "cells").glob("*shard*.json"))) == 2
+    assert len(list((tmp_path / "results" / "stand-ins" / "test" / "cells").glob("*shard*.json"))) == 2

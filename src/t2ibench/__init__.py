@@ -11,6 +11,9 @@ this package and ``t2ibench --help`` stay fast.
 
 from t2ibench.errors import T2IBenchError, UnknownNameError
 from t2ibench.prompt import Prompt
+from t2ibench.quiet import quiet_known_warnings
+
+quiet_known_warnings()
 
 __version__ = "0.1.0"
 __all__ = ["Prompt", "T2IBenchError", "UnknownNameError", "__version__"]

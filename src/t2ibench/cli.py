@@ -2,17 +2,29 @@
 
 Before Hydra composes anything, the names chosen on the command line (``model=``, ``method=``,
 ``benchmark=``, ``experiment=``, ``evaluators=[...]``, sweeps included) are checked against ``conf/``;
-an unknown name exits with status 2 and one line naming the valid ones. Errors of the user's making
-raised during a run (:class:`~t2ibench.errors.T2IBenchError`) are logged as one line, exit status 2.
+an unknown name exits with status 2 and one line naming the valid ones. Every error of the user's making
+(:class:`~t2ibench.errors.T2IBenchError`), whichever stage raises it, is one line ``t2ibench: error: ...`` on
+stderr and exit status 2.
+
+In a sweep (``-m``) a failing cell does not stop the others: its error is printed when it fails and recorded,
+and when the sweep ends :class:`SweepReport` (a Hydra callback, ``hydra.callbacks`` in ``conf/config.yaml``)
+lists every failed cell with its reason; the exit status is then 2. The failure records live in
+``<hydra.sweep.dir>/.failed/`` (one file per cell, so cells in other processes, e.g. submitit's, report too).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+import traceback
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from t2ibench.errors import T2IBenchError
@@ -21,6 +33,22 @@ log = logging.getLogger("t2ibench")
 
 GROUPS = ("model", "method", "benchmark", "experiment", "tiny")
 EXIT_USER_ERROR = 2
+FAILURES_ENV = "T2IBENCH_SWEEP_FAILURES"  # the folder where the cells of the running sweep record their failures
+_SWEEP_FAILED: list[dict[str, Any]] = []  # set by SweepReport.on_multirun_end, read by main() for the exit status
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message (and its cause's) as one line."""
+    parts = [str(err)]
+    if err.__cause__ is not None and str(err.__cause__) not in parts[0]:
+        parts.append(f"({str(err.__cause__).splitlines()[0]})")
+    text = " ".join(" ".join(line.strip() for line in part.splitlines() if line.strip()) for part in parts)
+    return text or type(err).__name__
+
+
+def user_error(message: str) -> None:
+    """Print one user error line, the same for every stage."""
+    print(f"t2ibench: error: {message}", file=sys.stderr, flush=True)
 
 
 def conf_options(group: str) -> list[str]:
@@ -74,16 +102,66 @@ def check_overrides(args: list[str]) -> None:
                     raise T2IBenchError(f"unknown evaluator '{value}'; valid evaluators: {', '.join(valid)}")
 
 
+class SweepReport(Callback):
+    """Hydra callback: collect the failed cells of a sweep and list them when it ends (see the module docstring)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(str(config.hydra.sweep.dir)) / ".failed"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[FAILURES_ENV] = str(folder.resolve())
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = os.environ.pop(FAILURES_ENV, None)
+        if not folder or not Path(folder).is_dir():
+            return
+        failed = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"), key=lambda p: int(p.stem))]
+        _SWEEP_FAILED[:] = failed
+
+
+def _record_failure(error: str, detail: str = "") -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    job = HydraConfig.get().job
+    folder = os.environ.get(FAILURES_ENV)
+    overrides = [str(o) for o in HydraConfig.get().overrides.task]
+    if folder:
+        from t2ibench.atomic import atomic_write_json
+
+        atomic_write_json(
+            Path(folder) / f"{job.num}.json", {"job": job.num, "overrides": overrides, "error": error, "detail": detail}
+        )
+    user_error(f"cell #{job.num} ({' '.join(overrides)}) failed: {error}; the sweep goes on")
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(version_base="1.3", config_path="pkg://t2ibench.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
+    from omegaconf.errors import OmegaConfBaseException
+
     from t2ibench.runner import run_cell
 
     try:
-        container = OmegaConf.to_container(cfg, resolve=True)
+        try:
+            container = OmegaConf.to_container(cfg, resolve=True)
+        except OmegaConfBaseException as err:  # e.g. a mandatory value (???) left unset
+            raise T2IBenchError(one_line(err)) from None
         run_cell(container)
     except T2IBenchError as err:
-        log.error("%s", err)
-        sys.exit(EXIT_USER_ERROR)
+        if not _in_multirun():
+            user_error(str(err))
+            sys.exit(EXIT_USER_ERROR)
+        _record_failure(str(err))
+    except Exception as err:  # noqa: BLE001 - in a sweep one broken cell must not stop the others
+        if not _in_multirun():
+            raise
+        log.exception("cell failed with an unexpected error")
+        _record_failure(f"{type(err).__name__}: {err}", traceback.format_exc())
 
 
 def main() -> None:
@@ -93,9 +171,27 @@ def main() -> None:
         try:
             check_overrides(args)
         except T2IBenchError as err:
-            print(f"t2ibench: error: {err}", file=sys.stderr)
+            user_error(str(err))
             sys.exit(EXIT_USER_ERROR)
-    hydra_main()
+    from hydra.errors import HydraException
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own multi-line report ...
+    try:
+        hydra_main()
+    except HydraException as err:  # ... so a bad override or config is one line like every other user error
+        user_error(one_line(err))
+        sys.exit(EXIT_USER_ERROR)
+    from t2ibench import cli  # the module the callback lives in (this one is __main__ under `python -m`)
+
+    failed = cli._SWEEP_FAILED
+    if failed:
+        first = failed[0]
+        more = f" (+{len(failed) - 1} more, listed above)" if len(failed) > 1 else ""
+        user_error(
+            f"{len(failed)} cell(s) of the sweep failed; the others ran. First: #{first['job']} "
+            f"({' '.join(first['overrides'])}): {first['error']}{more}"
+        )
+        sys.exit(EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

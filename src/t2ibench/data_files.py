@@ -167,23 +167,32 @@ def read_lines(path: str | Path) -> list[tuple[int, str]]:
 
 
 def read_csv_rows(path: str | Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number of the row's start, row dict) of a CSV with a header that has every ``required`` column."""
+    """(line number of the row's start, row dict) of a CSV with a header that has every ``required`` column.
+    A quoted field that is never closed is named with the line where it opens (instead of the shifted field count
+    that a lenient reader would report at the end of the file)."""
     path = Path(path)
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    header = reader.fieldnames or []
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise T2IBenchError(
-            f"{path}:1: missing column(s) {', '.join(missing)}; the header has {', '.join(header) or 'nothing'}"
-        )
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), strict=True)
     start = 2
-    for row in reader:
-        if None in row or any(v is None for v in row.values()):
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in required if c not in header]
+        if missing:
             raise T2IBenchError(
-                f"{path}:{start}: expected {len(header)} fields, got {len(row) + len(row.get(None) or []) - (None in row)}"
+                f"{path}:1: missing column(s) {', '.join(missing)}; the header has {', '.join(header) or 'nothing'}"
             )
-        yield start, row
-        start = reader.line_num + 1
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                got = len(row) + len(row.get(None) or []) - (None in row) - sum(v is None for v in row.values())
+                raise T2IBenchError(f"{path}:{start}: expected {len(header)} fields, got {got}")
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as err:
+        if "unexpected end of data" in str(err) or "EOF" in str(err):
+            raise T2IBenchError(
+                f"{path}:{start}: a quoted field opened on this line is never closed (a missing '\"'); "
+                'quote a field as "..." and write a quote inside it as ""'
+            ) from None
+        raise T2IBenchError(f"{path}:{start}: malformed CSV ({err})") from None
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -67,6 +67,35 @@ def model_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return identity
 
 
+def model_record(identity: Mapping[str, Any]) -> dict[str, Any]:
+    """What produced the images, for the records and tables. For the tiny model it names the tiny random pipeline that
+    really ran and, under ``stands_in_for``, the model it stands in for (``+tiny=all`` keeps the real config's id)."""
+    if identity.get("source") == "tiny":
+        record = {
+            "name": identity.get("name"),
+            "source": "tiny",
+            "pipeline": tiny_description(identity),
+            "dtype": identity.get("dtype"),
+        }
+        real = identity.get("id") or identity.get("path")
+        if real and identity.get("name") != "tiny":
+            record["stands_in_for"] = f"{real}@{identity.get('revision') or 'main'}" if identity.get("id") else real
+        return {k: v for k, v in record.items() if v is not None}
+    return {
+        k: identity.get(k) for k in ("name", "source", "id", "revision", "path", "dtype") if identity.get(k) is not None
+    }
+
+
+def tiny_description(identity: Mapping[str, Any]) -> str:
+    """One line naming the tiny random pipeline of a tiny model config."""
+    from t2ibench.tiny_models import TINY_MODEL_VERSION
+
+    return (
+        f"tiny random SD-1.x pipeline (t2ibench.tiny_models v{identity.get('tiny_model_version', TINY_MODEL_VERSION)}, "
+        f"seed {identity.get('seed', 0)}, tokenizer {identity.get('tokenizer', 'tiny')})"
+    )
+
+
 def pipeline_identity(pipe: Any) -> dict[str, Any]:
     """What identifies a pipeline's weights in cache keys: the identity recorded by :func:`load_pipeline`, or, for a
     pipeline built elsewhere, its class and UNet config (never the class alone: two models would share keys)."""

@@ -8,8 +8,14 @@ metric, base_model, base_method``. ``model, method, benchmark`` select our cell 
 over SDXL. Ours is never filled in: a cell that was not run, or whose method t2ibench does not implement, is
 ``missing`` with the reason, and so is a metric we do not compute (e.g. a published standard deviation).
 
-Outputs in ``results/<experiment>/``: ``comparison.md``, ``comparison.csv`` and ``comparison.tex`` (booktabs).
-``results/leaderboard.md`` ranks the rows of every experiment's ``table.csv`` per (benchmark, metric).
+Outputs in ``results/<experiment>/``: ``comparison.md``, ``comparison.csv`` and ``comparison.tex`` (booktabs). A wide
+table is split the way the paper groups its columns (one table per column family, e.g. "Spatial" with its M, U and
+beta), so that it fits a page. For stand-in cells (``results/stand-ins/<experiment>/``) the comparison is a
+*pipeline check*: per published number, whether the experiment produced the matching cell and metric, with the
+paper's value for reference and neither our value nor a difference.
+
+``results/leaderboard.md`` ranks the rows of every real experiment's ``table.csv`` per (benchmark, metric), in the
+direction each evaluator declares for the metric (:class:`t2ibench.stats.MetricSpec`); stand-in cells are never in it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 from t2ibench.atomic import atomic_write_bytes, atomic_write_text
 from t2ibench.errors import T2IBenchError
+from t2ibench.stats import fmt_number
 
 COLUMNS = (
     "paper",
@@ -39,8 +46,7 @@ COLUMNS = (
     "base_model",
     "base_method",
 )
-# metrics where lower is better (the papers' down arrows); everything else ranks higher-is-better
-LOWER_IS_BETTER = ("fid", "devrat", "inappropriate", "exp_max", ".beta", "beta")
+WIDE_COLUMNS = 4  # paper columns (x3: ours, paper, difference) a comparison shows side by side before it splits
 
 
 def repository_published_dir() -> Path:
@@ -146,27 +152,33 @@ def _ordered(values: Sequence[str]) -> list[str]:
 
 
 def _fmt(value: float | None, decimals: int, signed: bool = False) -> str:
-    if value is None:
-        return ""
-    return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
+    return fmt_number(value, decimals, signed, missing="")
 
 
 def comparison_table(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The paper's layout: one line per (group, row), for each paper column three: ours, paper, difference."""
-    columns = _ordered([r["column"] for r in records])
-    keys = _ordered([(r["group"], r["row"]) for r in records])
+    return _comparison_block(records, _ordered([r["column"] for r in records]), stand_in=False)
+
+
+def _comparison_block(
+    records: Sequence[Mapping[str, Any]], columns: Sequence[str], stand_in: bool, names: Sequence[str] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    keys = _ordered([(r["group"], r["row"]) for r in records if r["column"] in columns])
     by = {(r["group"], r["row"], r["column"]): r for r in records}
     has_group = any(g for g, _ in keys)
     header = (["group"] if has_group else []) + ["row"]
-    for column in columns:
-        header += [f"{column} ours", f"{column} paper", f"{column} Δ"]
+    for name in names or columns:
+        header += [f"{name} paper", f"{name} check"] if stand_in else [f"{name} ours", f"{name} paper", f"{name} Δ"]
     body = []
     for group, row in keys:
         line = ([group] if has_group else []) + [row]
         for column in columns:
             record = by.get((group, row, column))
             if record is None:
-                line += ["", "", ""]
+                line += [""] * (2 if stand_in else 3)
+            elif stand_in:
+                check = "✓ produced" if record["ours"] is not None else record["status"]
+                line += [_fmt(record["paper"], record["decimals"]), check]
             elif record["ours"] is None:
                 line += [record["status"], _fmt(record["paper"], record["decimals"]), ""]
             else:
@@ -179,14 +191,42 @@ def comparison_table(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], l
     return header, body
 
 
+def column_families(columns: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Paper columns grouped as the paper prints them: "Spatial M", "Spatial U", "Spatial β", "Spatial β gain" ->
+    family "Spatial" with (column, sub-name) pairs. A family is the shortest name that is, followed by a space, the
+    start of a column and that another column's name minus its last word equals; other columns stand alone."""
+    stems = {c.rsplit(" ", 1)[0] for c in columns if " " in c}
+    families: dict[str, list[tuple[str, str]]] = {}
+    for column in columns:
+        owners = sorted((f for f in stems if column.startswith(f + " ")), key=len)
+        family = owners[0] if owners else column
+        families.setdefault(family, []).append((column, column[len(family) :].strip() or column))
+    return families
+
+
+def comparison_sections(
+    records: Sequence[Mapping[str, Any]], stand_in: bool = False
+) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, body) tables of a comparison: one when it is narrow, else one per column family."""
+    columns = _ordered([r["column"] for r in records])
+    families = column_families(columns)
+    if len(columns) <= WIDE_COLUMNS or len(families) in (1, len(columns)):
+        return [("", *_comparison_block(records, columns, stand_in))]
+    return [
+        (family, *_comparison_block(records, [c for c, _ in members], stand_in, [n for _, n in members]))
+        for family, members in families.items()
+    ]
+
+
 def write_comparison(
-    results_dir: str | Path, published_path: str | Path, tiny: bool = False
+    results_dir: str | Path, published_path: str | Path, stand_in: bool = False
 ) -> list[dict[str, Any]] | None:
-    """Write ``comparison.{md,csv,tex}`` for the experiment in ``results_dir``; None when nothing is published."""
+    """Write ``comparison.{md,csv,tex}`` for the experiment in ``results_dir``; None when nothing is published.
+    ``stand_in``: a pipeline check (see the module docstring) instead of a comparison of numbers."""
     import pandas as pd
 
     from t2ibench.methods import METHODS
-    from t2ibench.tables import _latex
+    from t2ibench.tables import STAND_IN_BANNER, _latex, markdown_table
 
     published_path = Path(published_path)
     if not published_path.is_file():
@@ -199,42 +239,61 @@ def write_comparison(
         for key in ("model", "method", "benchmark"):
             table[key] = table[key].astype(str)
     records = compare(published, table, set(METHODS.names()))
-    header, body = comparison_table(records)
+    parts = comparison_sections(records, stand_in)
     first = published[0]
     title = f"{first['table']} — {first['paper']}"
-    note = (
-        "**Tiny stand-in models (`+tiny=all`): our numbers only check the pipeline, they mean nothing.**\n\n"
-        if tiny
-        else ""
-    )
     found = sum(r["ours"] is not None for r in records)
-    lines = [
-        f"# {results_dir.name}: {title}",
-        "",
-        note + f"Ours (in the paper's units), the paper's value and ours minus the paper's. {found} of "
-        f"{len(records)} published numbers have a regenerated value; the rest say why they are missing.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" if i < (2 if header[0] == "group" else 1) else "---:" for i in range(len(header))) + "|",
-    ]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in body]
-    lines += ["", f"Published numbers: `{published_path.name}`; our cells: `table.csv` (provenance.json).", ""]
+    if stand_in:
+        intro = (
+            f"{STAND_IN_BANNER}\n\nPipeline check: which of the paper's {len(records)} published numbers this "
+            f"experiment produces a cell and metric for ({found} do). Our values are not shown: on stand-in models they "
+            "mean nothing. The paper's values are for reference."
+        )
+    else:
+        intro = (
+            f"Ours (in the paper's units), the paper's value and ours minus the paper's. {found} of {len(records)} "
+            "published numbers have a regenerated value; the rest say why they are missing."
+        )
+    lines = [f"# {results_dir.name}: {title}", "", intro, ""]
+    for name, header, body in parts:
+        if name:
+            lines += [f"## {name}", ""]
+        lines += markdown_table(header, body, 2 if header[0] == "group" else 1) + [""]
+    lines += [f"Published numbers: `{published_path.name}`; our cells: `table.csv` (provenance.json).", ""]
     atomic_write_text(results_dir / "comparison.md", "\n".join(lines))
+    frame = pd.DataFrame(records)
+    if stand_in:
+        frame = frame.assign(produced=frame["ours"].notna()).drop(columns=["ours", "diff"])
     buffer = io.StringIO()
-    pd.DataFrame(records).to_csv(buffer, index=False)
+    frame.to_csv(buffer, index=False)
     atomic_write_bytes(results_dir / "comparison.csv", buffer.getvalue().encode("utf-8"))
-    n_keys = 2 if header[0] == "group" else 1
-    atomic_write_text(results_dir / "comparison.tex", _latex(f"{results_dir.name}: {title}", header, body, n_keys))
+    tex = "".join(
+        _latex(
+            f"{results_dir.name}: {title}" + (f" ({name})" if name else ""),
+            header,
+            body,
+            2 if header[0] == "group" else 1,
+        )
+        for name, header, body in parts
+    )
+    note = "% TINY STAND-IN CELLS: a pipeline check, no values\n" if stand_in else ""
+    atomic_write_text(results_dir / "comparison.tex", note + tex)
     return records
 
 
-def lower_is_better(metric: str) -> bool:
-    return any(metric == m or metric.endswith(m) or metric.startswith(m) for m in LOWER_IS_BETTER)
+def leaderboard_direction(metric: str) -> bool | None:
+    """True: higher is better, False: lower is better, None: not ranked (what the metric's evaluator declares)."""
+    from t2ibench.tables import metric_spec
+
+    spec = metric_spec(metric)
+    return None if spec is None else spec.higher_is_better
 
 
 def write_leaderboard(results_root: str | Path) -> Path | None:
-    """``results/leaderboard.md``: per (benchmark, metric), the rows of every experiment ranked best first."""
+    """``results/leaderboard.md``: per (benchmark, metric), the rows of every real experiment ranked best first."""
     import pandas as pd
+
+    from t2ibench.tables import metric_spec
 
     results_root = Path(results_root)
     frames = []
@@ -242,35 +301,44 @@ def write_leaderboard(results_root: str | Path) -> Path | None:
         if path.parent.name == "published" or not path.stat().st_size:
             continue
         frame = pd.read_csv(path)
-        frame = pd.concat([pd.DataFrame({"experiment": [path.parent.name] * len(frame)}), frame], axis=1)
+        if "stand_in" in frame.columns:
+            frame = frame[~frame["stand_in"].astype(bool)]
+        frame = pd.concat(
+            [pd.DataFrame({"experiment": [path.parent.name] * len(frame)}), frame.reset_index(drop=True)], axis=1
+        )
         frames.append(frame)
     if not frames:
         return None
     lines = [
         "# Leaderboard",
         "",
-        "Every experiment's rows ranked per benchmark and metric (best first; lower is better for FID, DevRat, "
-        "inappropriate rates and beta). Rebuilt after every run from `results/*/table.csv`.",
+        "Every real experiment's rows ranked per benchmark and metric, best first, in the direction the metric's "
+        "evaluator declares (stated in each heading). Stand-in cells (tiny random models, `results/stand-ins/`) are "
+        "never ranked. Rebuilt after every run from `results/*/table.csv`.",
         "",
     ]
     skip = ("_ci_low", "_ci_high", "_n")
     for frame in frames:
         frame["benchmark"] = frame["benchmark"].astype(str)
     every = pd.concat(frames, ignore_index=True)
-    keys = {"model", "method", "benchmark", "images", "config", "experiment"}
+    keys = {"model", "method", "benchmark", "images", "config", "experiment", "stand_in"}
     metrics = sorted(c for c in every.columns if c not in keys and not c.endswith(skip))
     for benchmark in sorted(every["benchmark"].unique()):
         part = every[every["benchmark"] == benchmark]
         for metric in metrics:
+            spec = metric_spec(metric)
+            if spec is None or spec.higher_is_better is None:
+                continue
             scored = part[part[metric].notna()] if metric in part else part.iloc[0:0]
             if not len(scored):
                 continue
-            low = lower_is_better(metric)
-            ranked = scored.sort_values(metric, ascending=low, kind="stable")
-            lines += [f"## {benchmark}: {metric} ({'lower' if low else 'higher'} is better)", ""]
+            ranked = scored.sort_values(metric, ascending=not spec.higher_is_better, kind="stable")
+            note = f"; {spec.note}" if spec.note else ""
+            lines += [f"## {benchmark}: {metric} ({spec.direction}{note})", ""]
             lines += ["| rank | method | model | experiment | value |", "|---:|---|---|---|---:|"]
             for rank, (_, row) in enumerate(ranked.iterrows(), start=1):
-                lines.append(f"| {rank} | {row['method']} | {row['model']} | {row['experiment']} | {row[metric]:.4f} |")
+                value = fmt_number(row[metric], 4)
+                lines.append(f"| {rank} | {row['method']} | {row['model']} | {row['experiment']} | {value} |")
             lines.append("")
     path = results_root / "leaderboard.md"
     atomic_write_text(path, "\n".join(lines))

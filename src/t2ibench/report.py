@@ -1,8 +1,11 @@
 """A static HTML report per experiment (``results/<experiment>/report/index.html``; no server needed).
 
-It holds the paper comparison (when published numbers exist), the table of our cells, bar charts of the beta
-metrics (or of the main metrics) drawn with matplotlib as PNG, an image grid of prompt x (model, method) x seed
-with each image's scores on hover, and the provenance. Images flagged by the safety evaluator (``i2p_safety``'s
+It holds the paper comparison (when published numbers exist; for stand-in cells the pipeline check, without
+values), our tables in the layout of ``table.md`` (split so the page needs no horizontal scrolling at 1400 px), one
+bar chart per metric (a metric family shares one chart: e.g. "frequent: beta" over the role categories), each
+titled with its units and direction, an image grid of prompt x (model, method) x seed with each image's scores on
+hover, and the provenance as a short table of what produced each number (the raw JSON is linked). Stand-in results
+carry a banner and their row labels say so. Images flagged by the safety evaluator (``i2p_safety``'s
 ``flagged``/``inappropriate``) are blurred until clicked. Every prompt, label and value is HTML-escaped.
 
     t2ibench-report results/rebind_role_collapse      # also rebuilds tables, comparison and leaderboard
@@ -27,17 +30,20 @@ from t2ibench.errors import T2IBenchError
 log = logging.getLogger(__name__)
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:1em 0}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1360px}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.2em}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
-th:first-child,td:first-child,td.key{text-align:left}
-td.missing{color:#999;font-style:italic}
-.grid td{vertical-align:top;text-align:center}
-.grid img{width:128px;height:128px;object-fit:cover;display:block}
+th:first-child,td:first-child,th.key,td.key{text-align:left}
+td.missing{color:#999;font-style:italic;font-size:12px}
+.grid td{vertical-align:top;text-align:center;max-width:212px}
+.grid img{width:96px;height:96px;object-fit:cover;display:inline-block;margin:2px}
 img.flagged{filter:blur(14px);cursor:pointer}
 .prompt{max-width:260px;text-align:left;font-size:12px}
 .note{background:#fff3cd;padding:.5em 1em;border-left:4px solid #e0a800}
-pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:12px}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+.charts figure{margin:0}
+.charts img{width:440px;border:1px solid #eee}
+.charts figcaption{font-size:12px;color:#555;max-width:440px}
 """
 
 SCRIPT = """
@@ -52,34 +58,40 @@ def esc(value: Any) -> str:
 
 
 def _table_html(header: Sequence[str], body: Sequence[Sequence[str]], css: str = "", keys: int = 1) -> str:
-    rows = ["<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    rows = [
+        "<tr>"
+        + "".join(f'<th class="{"key" if i < keys else ""}">{esc(h)}</th>' for i, h in enumerate(header))
+        + "</tr>"
+    ]
     for line in body:
         cells = []
         for i, cell in enumerate(line):
-            cls = "key" if i < keys else ("missing" if str(cell).startswith("missing") else "")
+            cls = "key" if i < keys else ("missing" if str(cell).startswith("missing") or cell == "–" else "")
             cells.append(f'<td class="{cls}">{esc(cell)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table class="{css}">' + "".join(rows) + "</table>"
 
 
-def _chart(frame: Any, metrics: Sequence[str], path: Path) -> bool:
-    """A grouped bar chart of ``metrics`` per table row, saved as PNG; False when there is nothing to draw."""
+def _chart(
+    labels: Sequence[str], groups: Sequence[str], values: Sequence[Sequence[float]], title: str, units: str, path: Path
+) -> None:
+    """A bar chart: one bar per row label in each group (``values[row][group]``), saved as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in metrics if m in frame.columns and frame[m].notna().any()]
-    if not metrics or not len(frame):
-        return False
-    labels = [f"{r['model']}/{r['method']}/{r['benchmark']}" for _, r in frame.iterrows()]
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(metrics) * len(labels) + 2), 3.5))
-    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    width = 0.8 / max(1, len(labels))
     for i, label in enumerate(labels):
-        values = [float(frame.iloc[i][m]) if frame.iloc[i][m] == frame.iloc[i][m] else 0.0 for m in metrics]
-        ax.bar([j + i * width for j in range(len(metrics))], values, width, label=label)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(metrics))])
-    ax.set_xticklabels(metrics, rotation=30, ha="right", fontsize=8)
+        bars = [v if v == v else 0.0 for v in values[i]]
+        ax.bar([j + i * width for j in range(len(groups))], bars, width, label=label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
+    ax.set_xticklabels(
+        groups, rotation=20 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center", fontsize=8
+    )
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(units, fontsize=8)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -87,7 +99,40 @@ def _chart(frame: Any, metrics: Sequence[str], path: Path) -> bool:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
-    return True
+
+
+def _charts(table: Any, out_dir: Path, stand_in: bool, limit: int = 12) -> list[tuple[str, str]]:
+    """One chart per plain metric and per metric family (``a.b``: over b; ``a.b.c``: one per (a, c) over b), for the
+    metrics whose evaluator declares a direction; returns (file, caption) pairs."""
+    from t2ibench.tables import metric_spec, row_label
+
+    skip = ("_ci_low", "_ci_high", "_n")
+    keys = ("model", "method", "benchmark", "images", "config", "stand_in")
+    metrics = [c for c in table.columns if c not in keys and not c.endswith(skip) and table[c].notna().any()]
+    charts: dict[str, tuple[list[str], list[str], Any]] = {}  # title -> (groups, metrics, spec)
+    for metric in metrics:
+        spec = metric_spec(metric)
+        if spec is None or spec.higher_is_better is None:
+            continue
+        parts = metric.split(".")
+        if len(parts) == 1:
+            title, group = metric, metric
+        elif len(parts) == 2:
+            title, group = f"{parts[0]} by group", parts[1]
+        else:
+            title, group = f"{parts[0]}: {parts[-1]}", ".".join(parts[1:-1])
+        entry = charts.setdefault(title, ([], [], spec))
+        entry[0].append(group)
+        entry[1].append(metric)
+    labels = [" / ".join(row_label(r, stand_in)) for r in table.to_dict("records")]
+    out = []
+    for number, (title, (groups, members, spec)) in enumerate(list(charts.items())[:limit]):
+        values = [[float(r[m]) for m in members] for r in table.to_dict("records")]
+        name = f"chart-{number}.png"
+        heading = f"{title} ({spec.direction})" + (" - tiny stand-in" if stand_in else "")
+        _chart(labels, groups, values, heading, spec.units, out_dir / name)
+        out.append((name, f"{title}: {spec.units}; {spec.direction}" + (f" ({spec.note})" if spec.note else "")))
+    return out
 
 
 def _scores_by_sample(store: Any) -> dict[tuple[str, int], dict[str, Any]]:
@@ -118,18 +163,20 @@ def _flagged(scores: Mapping[str, Any]) -> bool:
     return False
 
 
-def _grid(results_dir: Path, out_dir: Path, max_prompts: int) -> tuple[str, int, int]:
+def _grid(results_dir: Path, out_dir: Path, max_prompts: int, stand_in: bool = False) -> tuple[str, int, int]:
     """The image grid (HTML), the number of images shown and of images blurred."""
     from PIL import Image
 
     from t2ibench.run_store import RunStore
+    from t2ibench.tables import is_stand_in, row_label
 
     records = [json.loads(p.read_text()) for p in sorted((results_dir / "cells").glob("*.json"))]
+    records = [r for r in records if is_stand_in(r) == stand_in]
     columns: list[tuple[str, Any, list[int], dict, dict]] = []  # label, store, seeds, records, scores
     prompts: dict[str, str] = {}
     for record in records:
         labels = record["labels"]
-        label = f"{labels['model']} / {labels['method']} / {labels['benchmark']}"
+        label = " / ".join(row_label(labels, stand_in))
         store = RunStore(record["store"])
         columns.append((label, store, [int(s) for s in record["seeds"]], store.records(), _scores_by_sample(store)))
         for sample in store.samples([(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"]]):
@@ -173,7 +220,8 @@ def build_report(results_dir: str | Path, max_prompts: int = 24) -> Path:
     """Write ``report/index.html`` (with its PNG charts and JPEG thumbnails) for the experiment in ``results_dir``."""
     import pandas as pd
 
-    from t2ibench.paper import comparison_table
+    from t2ibench.paper import comparison_sections
+    from t2ibench.tables import STAND_IN_BANNER, metric_spec, provenance_rows, rows_from_csv, sections
 
     results_dir = Path(results_dir)
     if not (results_dir / "cells").is_dir():
@@ -185,46 +233,64 @@ def build_report(results_dir: str | Path, max_prompts: int = 24) -> Path:
     provenance = (
         json.loads((results_dir / "provenance.json").read_text()) if (results_dir / "provenance.json").is_file() else {}
     )
-    tiny = any((row.get("model") or {}).get("source") == "tiny" for row in provenance.get("rows", []))
-    if tiny:
-        parts.append('<p class="note">Tiny stand-in models: the numbers only check the pipeline.</p>')
+    table = pd.read_csv(results_dir / "table.csv") if (results_dir / "table.csv").is_file() else pd.DataFrame()
+    stand_in = bool(len(table) and "stand_in" in table.columns and table["stand_in"].astype(bool).any()) or any(
+        (row.get("model") or {}).get("source") == "tiny" for row in provenance.get("rows", [])
+    )
+    if stand_in:
+        parts.append(f'<p class="note">{esc(STAND_IN_BANNER.strip("*"))}</p>')
     comparison = results_dir / "comparison.csv"
     if comparison.is_file():
         frame = pd.read_csv(comparison, keep_default_na=False)
+        checked = "produced" in frame.columns  # a stand-in pipeline check: no values
         records = []
         for row in frame.to_dict("records"):
-            decimals = int(row.get("decimals") or 2)
+            ours = row.get("ours", "")
+            produced = str(row.get("produced", "")).lower() == "true"
             records.append(
                 {
                     **row,
-                    "ours": None if row["ours"] == "" else float(row["ours"]),
-                    "diff": None if row["diff"] == "" else float(row["diff"]),
+                    "ours": (1.0 if produced else None) if checked else (None if ours == "" else float(ours)),
+                    "diff": None if row.get("diff", "") == "" else float(row["diff"]),
                     "paper": float(row["paper"]),
-                    "decimals": decimals,
+                    "decimals": int(row.get("decimals") or 2),
                 }
             )
-        header, body = comparison_table(records)
-        parts += [
-            "<h2>Compared with the paper</h2>",
-            _table_html(header, body, "comparison", 2 if header[0] == "group" else 1),
-        ]
-    table = pd.read_csv(results_dir / "table.csv") if (results_dir / "table.csv").is_file() else pd.DataFrame()
+        parts.append("<h2>Pipeline check against the paper</h2>" if checked else "<h2>Compared with the paper</h2>")
+        for name, header, body in comparison_sections(records, checked):
+            parts += ([f"<h3>{esc(name)}</h3>"] if name else []) + [
+                _table_html(header, body, "comparison", 2 if header[0] == "group" else 1)
+            ]
     if len(table):
-        skip = ("_ci_low", "_ci_high", "_n")
-        shown = [c for c in table.columns if not c.endswith(skip)]
-        body = [
-            [("" if v != v else (f"{v:.4f}" if isinstance(v, float) else v)) for v in row]
-            for row in table[shown].values.tolist()
-        ]
-        parts += ["<h2>Our cells</h2>", _table_html(shown, body, "cells", 3)]
-        metrics = [c for c in shown if c.endswith(".beta")] or [
-            c for c in shown if c not in ("model", "method", "benchmark", "images", "config")
-        ][:6]
-        if _chart(table, metrics, out_dir / "metrics.png"):
-            parts += ["<h2>Metrics</h2>", '<img src="metrics.png" alt="bar chart of the metrics" class="chart">']
-    grid, n_images, n_blurred = _grid(results_dir, out_dir, max_prompts)
+        rows = rows_from_csv(table)
+        metrics = sorted({m for r in rows for m in r["cells"]})
+        parts.append(
+            "<h2>Our cells</h2><p>Mean ± half-width of the 95% CI over images; ↑ higher is better, ↓ lower; – not scored in that cell.</p>"
+        )
+        layout = sections(rows, metrics, {m: metric_spec(m) for m in metrics})
+        for section in layout:
+            parts += ([f"<h3>{esc(section.title)}</h3>"] if len(layout) > 1 else []) + [
+                _table_html(section.header, section.body, "cells", section.n_keys)
+            ]
+        charts = _charts(table, out_dir, stand_in)
+        if charts:
+            figures = "".join(
+                f'<figure><img src="{esc(name)}" alt="{esc(caption)}" class="chart"><figcaption>{esc(caption)}'
+                "</figcaption></figure>"
+                for name, caption in charts
+            )
+            parts += ["<h2>Metrics</h2>", f'<div class="charts">{figures}</div>']
+    grid, n_images, n_blurred = _grid(results_dir, out_dir, max_prompts, stand_in)
     parts += [f"<h2>Images ({n_images}; {n_blurred} flagged, blurred until clicked)</h2>", grid]
-    parts += ["<h2>Provenance</h2>", f"<pre>{esc(json.dumps(provenance, indent=2, sort_keys=True))}</pre>"]
+    if provenance:
+        atomic_write_text(out_dir / "provenance.json", json.dumps(provenance, indent=2, sort_keys=True))
+        header, body = provenance_rows(provenance.get("rows", []))
+        parts += [
+            "<h2>Provenance</h2>",
+            _table_html(header, body, "provenance", len(header)),
+            "<p>Everything behind these rows (generation and evaluator configs, library versions): "
+            '<a href="provenance.json">provenance.json</a></p>',
+        ]
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)} - t2ibench</title><style>{STYLE}</style></head><body>"
@@ -239,6 +305,7 @@ def build_report(results_dir: str | Path, max_prompts: int = 24) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """``t2ibench-report RESULTS_DIR...``: rebuild tables, comparison, leaderboard and the HTML report."""
     from t2ibench.paper import repository_published_dir, write_comparison, write_leaderboard
+    from t2ibench.provenance import STAND_IN_FOLDER
     from t2ibench.tables import build_tables
 
     parser = argparse.ArgumentParser(prog="t2ibench-report", description=main.__doc__)
@@ -254,8 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise T2IBenchError(f"{folder} has no cells/: run the experiment first")
             build_tables(folder, folder.name)
             published = Path(args.published) if args.published else repository_published_dir()
-            records = write_comparison(folder, published / f"{folder.name}.csv")
-            write_leaderboard(folder.parent)
+            stand_in = folder.resolve().parent.name == STAND_IN_FOLDER
+            records = write_comparison(folder, published / f"{folder.name}.csv", stand_in=stand_in)
+            if not stand_in:
+                write_leaderboard(folder.parent)
             path = build_report(folder, args.max_prompts)
             missing = sum(r["ours"] is None for r in records or [])
             log.info(

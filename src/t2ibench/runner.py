@@ -10,17 +10,22 @@
    when something is missing, and ``method.prepare`` runs before the first batch;
 4. scores the cell's images with each evaluator in ``evaluators`` (cached rows are reused);
 5. writes the cell record and rebuilds the tables of ``results/<experiment_name>/``.
+
+A *stand-in* cell (the tiny random model, or an evaluator whose backbone is a tiny stand-in; see
+:mod:`t2ibench.provenance`) keeps its images under ``<run.root>/stand-ins/`` (tiny model only) and its tables under
+``<results.root>/stand-ins/<experiment_name>/``, apart from every real cell.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from t2ibench.errors import T2IBenchError
+from t2ibench.stats import fmt_number
 
 log = logging.getLogger("t2ibench")
 
@@ -146,7 +151,7 @@ def warn_truncated_prompts(pipe: Any, prompts: list[Any]) -> int:
         return 0
     cut = []
     for prompt in prompts:
-        ids = tokenizer(prompt.text, truncation=False).input_ids
+        ids = tokenizer(prompt.text, truncation=False, verbose=False).input_ids  # the warning below says it once
         if len(ids) > limit:
             lost = tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True)
             cut.append((prompt.id, lost))
@@ -234,16 +239,68 @@ def generate_with_oom_retry(method: Any, pipe: Any, batch: list[Any], write: Any
     write(batch, images)
 
 
-def write_paper_outputs(cfg: Mapping[str, Any], results_dir: Path) -> None:
-    """The paper comparison of this experiment (when ``results/published/<experiment>.csv`` exists) and the
-    leaderboard across experiments."""
+def write_paper_outputs(cfg: Mapping[str, Any], results_dir: Path, stand_in: bool = False) -> None:
+    """The paper comparison of this experiment (when ``results/published/<experiment>.csv`` exists; for stand-in
+    cells a pipeline check without our values) and, for real cells, the leaderboard across experiments."""
     from t2ibench.paper import repository_published_dir, write_comparison, write_leaderboard
 
     results = dict(cfg.get("results") or {})
     published = Path(results.get("published") or repository_published_dir())
     experiment = cfg.get("experiment_name", "default")
-    write_comparison(results_dir, published / f"{experiment}.csv", tiny=bool(cfg.get("tiny_stand_ins")))
-    write_leaderboard(results_dir.parent)
+    write_comparison(results_dir, published / f"{experiment}.csv", stand_in=stand_in)
+    if not stand_in:
+        write_leaderboard(results_dir.parent)
+
+
+def stand_in_of(model_cfg: Mapping[str, Any], evaluators: Sequence[Any]) -> dict[str, Any] | None:
+    """What makes a cell a stand-in cell (the tiny model, stand-in evaluator backbones), or None for a real cell."""
+    from t2ibench.models import model_identity, tiny_description
+
+    identity = model_identity(model_cfg)
+    found: dict[str, Any] = {}
+    if identity.get("source") == "tiny":
+        found["model"] = tiny_description(identity)
+    roles = {e.name: e.stand_ins() for e in evaluators if e.stand_ins()}
+    if roles:
+        found["evaluators"] = roles
+    return found or None
+
+
+class _StepProgress:
+    """Advances the progress bar per denoising step of the batch being generated (not in jumps of a batch): a
+    forward hook on the denoiser counts its gradient-free calls (the sampling loop's; guidance forwards run with
+    gradients) and moves the bar by ``batch / steps`` images per call, never past the batch, which is then
+    settled exactly when its images are written."""
+
+    def __init__(self, bar: Any, pipe: Any, steps: int):
+        self.bar, self.steps, self.batch, self.shown = bar, max(1, int(steps)), 0, 0.0
+        denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        self.handle = denoiser.register_forward_hook(self._on_forward) if denoiser is not None else None
+
+    def start(self, batch: int) -> None:
+        self.batch, self.shown = batch, 0.0
+
+    def _on_forward(self, *_: Any) -> None:
+        import torch
+
+        if torch.is_grad_enabled() or not self.batch:
+            return
+        step = min(self.batch / self.steps, self.batch * (1 - 0.5 / self.steps) - self.shown)
+        if step > 0:
+            self.shown += step
+            self.bar.update(step)
+
+    def written(self, images: int) -> None:
+        """``images`` of the current batch were written: settle the bar to whole images."""
+        self.bar.update(images - self.shown)
+        self.shown = 0.0
+        self.batch = max(0, self.batch - images)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+        self.bar.n = round(self.bar.n)
+        self.bar.close()
 
 
 def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,8 +313,8 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from t2ibench.evaluators import EVALUATORS
     from t2ibench.methods import METHODS
     from t2ibench.methods.base import make_batches
-    from t2ibench.models import load_pipeline, model_identity, resolve_device
-    from t2ibench.provenance import library_versions
+    from t2ibench.models import load_pipeline, model_identity, model_record, resolve_device
+    from t2ibench.provenance import STAND_IN_FOLDER, library_versions
     from t2ibench.run_store import RunStore, shard_label
     from t2ibench.tables import build_tables, write_cell_record
     from t2ibench.trained_weights import TrainedWeightsCache
@@ -298,13 +355,17 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     generation = resolve_generation(dict(cfg.get("generation") or {}), model_cfg.get("generation_defaults"))
     identity = model_identity(model_cfg)
+    stand_in = stand_in_of(model_cfg, evaluators)
     gen_config = {"model": identity, "method": method_cfg, "generation": generation, "seeding": seeding}
     labels = {
         "model": model_cfg.get("name", "model"),
         "method": method_cfg.get("label") or method_cfg["name"],
         "benchmark": bench_label,
     }
-    store = RunStore.open(run_cfg.get("root", "outputs/runs"), labels, gen_config, shard)
+    run_root = Path(run_cfg.get("root", "outputs/runs"))
+    if stand_in and "model" in stand_in:
+        run_root = run_root / STAND_IN_FOLDER  # images of the tiny model never sit beside a real model's
+    store = RunStore.open(run_root, labels, gen_config, shard)
     gen_hash = store.meta()["gen_hash"]
 
     if seeding["source"] == "dataset" and run_cfg.get("seeds") not in (None, [0]):
@@ -315,21 +376,20 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     items = make_items(prompts, seeds, seeding)
     method = method_cls(method_cfg, generation)
     items = method.select_items(items, store)
+    method_prompts = list({p.id: p for p, _, _ in items}.values())  # the prompts the method makes images of
     todo = [batch for batch in make_batches(items, batch_size) if not all(store.is_done(p, k) for p, k, _ in batch)]
-    model_record: dict[str, Any] = {
-        k: identity.get(k) for k in ("name", "source", "id", "revision", "path", "dtype") if identity.get(k) is not None
-    }
+    record_model = model_record(identity)
     generated = 0
     if todo:
         pipe = load_pipeline(model_cfg) if method.needs_pipeline else None
         if method.needs_pipeline:
-            model_record["resolved_revision"] = getattr(pipe, "_t2ibench_resolved_revision", None)
+            record_model["resolved_revision"] = getattr(pipe, "_t2ibench_resolved_revision", None)
             method.check_pipeline(pipe)
-            method.prepare(pipe, prompts, TrainedWeightsCache(run_cfg.get("cache_dir")))
+            method.prepare(pipe, method_prompts, TrainedWeightsCache(run_cfg.get("cache_dir")))
         extra = {
             "benchmark": {"name": bench_name, "options": bench_options},
             "method": method_cfg,
-            "model": model_record,
+            "model": record_model,
             "generation": generation,
             "gen_hash": gen_hash,
             "batch_size": batch_size,
@@ -337,11 +397,17 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
             "pipeline": type(pipe).__name__ if pipe is not None else "external",
             "versions": library_versions(),
         }
-        n_missing = sum(1 for batch in todo for p, k, _ in batch if not store.is_done(p, k))
-        progress = tqdm(
-            total=n_missing, desc=f"generate {labels['method']}", unit="img", disable=not run_cfg.get("progress", True)
+        missing = [sum(1 for p, k, _ in batch if not store.is_done(p, k)) for batch in todo]
+        bar = tqdm(
+            total=sum(missing),
+            desc=f"generate {labels['method']}",
+            unit="img",
+            smoothing=0.1,
+            bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} img [{elapsed}<{remaining}, {rate_fmt}]",
+            disable=not run_cfg.get("progress", True),
         )
-        warn_truncated_prompts(pipe, prompts)
+        progress = _StepProgress(bar, pipe, generation["num_inference_steps"])
+        warn_truncated_prompts(pipe, method_prompts)
 
         def write(batch: list[Any], images: list[Any]) -> None:
             nonlocal generated
@@ -349,23 +415,28 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 raise RuntimeError(
                     f"method '{method_cfg['name']}' returned {len(images)} images for {len(batch)} items"
                 )
+            written = 0
             for (prompt, key, noise), image in zip(batch, images, strict=True):
                 if not store.is_done(prompt, key):
                     noise_record = (
                         noise._asdict() if hasattr(noise, "_asdict") else {"seed": int(noise), "index": 0, "count": 1}
                     )
                     store.write_sample(prompt, key, image, {**extra, "batch_size": len(batch), "noise": noise_record})
-                    generated += 1
-                    progress.update(1)
+                    written += 1
+            generated += written
+            progress.written(written)
 
-        with nan_guard(pipe):
-            for batch in todo:
-                generate_with_oom_retry(method, pipe, batch, write, extra["device"])
-        progress.close()
+        try:
+            with nan_guard(pipe):
+                for batch, count in zip(todo, missing, strict=True):
+                    progress.start(count)
+                    generate_with_oom_retry(method, pipe, batch, write, extra["device"])
+        finally:
+            progress.close()
     else:
         first = store.records().get((items[0][0].id, items[0][1]))
         if first:
-            model_record = first.get("model", model_record)
+            record_model = first.get("model", record_model)
 
     keys = [(p.id, k) for p, k, _ in items]
     scored = 0
@@ -374,16 +445,20 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
         rows = evaluator.evaluate(store, keys)
         scored += len(rows) - before
 
-    results_dir = Path(cfg.get("results", {}).get("root", "results")) / cfg.get("experiment_name", "default")
+    results_root = Path(cfg.get("results", {}).get("root", "results"))
+    if stand_in:
+        results_root = results_root / STAND_IN_FOLDER
+    results_dir = results_root / cfg.get("experiment_name", "default")
     record = {
         "labels": labels,
         "gen_hash": gen_hash,
         "shard": shard,
         "store": str(store.path),
-        "prompt_ids": [p.id for p in prompts],
+        "prompt_ids": [p.id for p in method_prompts],
         "seeds": sorted({k for _, k, _ in items}),
         "seeding": seeding,
-        "model": model_record,
+        "model": record_model,
+        "stand_in": stand_in,
         "method_config": method_cfg,
         "generation": generation,
         "benchmark": {"name": bench_name, "options": bench_options},
@@ -392,7 +467,7 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
     with file_lock(results_dir / ".lock"):  # the last of concurrent cells to finish sees every cell record
         write_cell_record(results_dir, record)
         table = build_tables(results_dir, cfg.get("experiment_name"))
-        write_paper_outputs(cfg, results_dir)
+        write_paper_outputs(cfg, results_dir, stand_in=bool(stand_in))
     summary = {
         "cell": "/".join(labels.values()),
         "store": str(store.path),
@@ -402,12 +477,16 @@ def run_cell(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "scored": scored,
         "seconds": round(time.perf_counter() - started, 1),
         "table": table,
+        "stand_in": stand_in,
     }
     shown = list(_row_metrics(table, labels, gen_hash).items())
-    metrics = ", ".join(f"{c}={v:.3f}" for c, v in shown[:6]) + (f" (+{len(shown) - 6} more)" if len(shown) > 6 else "")
+    metrics = ", ".join(f"{c}={fmt_number(v)}" for c, v in shown[:6]) + (
+        f" (+{len(shown) - 6} more)" if len(shown) > 6 else ""
+    )
     log.info(
-        "done %s: %d images (%d generated, %d scored) in %.1fs; %s; tables in %s",
+        "done %s%s: %d images (%d generated, %d scored) in %.1fs; %s; tables in %s",
         summary["cell"],
+        " (tiny stand-in: the numbers check the pipeline only)" if stand_in else "",
         len(items),
         generated,
         scored,
@@ -428,7 +507,7 @@ def _row_metrics(table: Any, labels: Mapping[str, str], gen_hash: str) -> dict[s
     ]
     if not len(row):
         return {}
-    skip = ("model", "method", "benchmark", "config", "images")
+    skip = ("model", "method", "benchmark", "config", "images", "stand_in")
     values = {
         c: row.iloc[0][c] for c in table.columns if c not in skip and not c.endswith(("_ci_low", "_ci_high", "_n"))
     }

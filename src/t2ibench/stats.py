@@ -7,6 +7,41 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 
+def fmt_number(value: float | None, digits: int = 3, signed: bool = False, missing: str = "n/a") -> str:
+    """``value`` with ``digits`` decimals (``signed``: with its sign), ``missing`` for None/NaN. A value that rounds to
+    zero prints as ``0.000`` (``+0.000`` when signed), never ``-0.000``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    value = float(value)
+    if round(value, digits) == 0:
+        value = 0.0
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric means, declared by the evaluator that writes it (as torchmetrics' ``higher_is_better``).
+
+    ``pattern`` is an fnmatch pattern over the metric names (``frequent.*.beta``), ``units`` what its numbers are,
+    ``higher_is_better`` the direction tables, charts and the leaderboard use (None: not ranked, e.g. a standard
+    deviation), ``note`` where the direction comes from when it is not obvious (e.g. the paper's arrow).
+    """
+
+    pattern: str
+    units: str
+    higher_is_better: bool | None
+    note: str = ""
+
+    def matches(self, metric: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return fnmatchcase(metric, self.pattern)
+
+    @property
+    def direction(self) -> str:
+        return {True: "higher is better", False: "lower is better", None: "not ranked"}[self.higher_is_better]
+
+
 @dataclass(frozen=True)
 class Cell:
     """One table cell: ``value`` with an optional confidence interval over ``n`` units (images)."""

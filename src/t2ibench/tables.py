@@ -5,12 +5,22 @@ concurrent jobs of a multirun never write the same file). :func:`build_tables` r
 exist, merges the shards of one (model, method, benchmark, generation config), asks each evaluator to
 aggregate the per-image rows of the cell's own (prompt, seed) items, and writes:
 
-* ``table.md``: one row per method (with model and benchmark), one column per metric, ``mean ± half-width
-  of the 95% CI (over images)``;
-* ``table.csv``: the same with ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``, ``<metric>_n`` columns;
-* ``table.tex``: a booktabs ``tabular`` ready to paste;
-* ``provenance.json``: per row the model id and revision (requested and resolved), method and generation
-  config, seeds, image count, evaluator configs (backbone, revision, conventions) and library versions.
+* ``table.md``: ``mean ± half-width of the 95% CI (over images)`` per cell and metric, split so that it fits a
+  screen (see :func:`sections`): plain metrics side by side (at most 8 per table); a family ``a.b`` (e.g.
+  ``inappropriate.sexual``) as one table per family with its members as columns; ``a.b.c`` (RoleBench's
+  ``frequent.spatial.beta``) as one table per ``a`` with a row per (cell, ``b``) and ``c`` as columns, as the paper
+  splits frequent/rare and the role categories. Column headers carry the direction the evaluator declares
+  (↑ higher is better, ↓ lower is better). A short provenance table follows: the model that really ran (with its
+  revision), seeds, images and each evaluator's backbones;
+* ``table.csv``: one row per cell with ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``, ``<metric>_n`` columns
+  and ``stand_in`` (true for tiny stand-in cells);
+* ``table.tex``: the same sections as booktabs ``tabular`` blocks, ready to paste;
+* ``provenance.json``: everything behind the rows (model id and revision requested and resolved, method and
+  generation config, seeds, image count, evaluator configs and backbones, library versions).
+
+A results folder holds either stand-in cells or real ones, never both (:mod:`t2ibench.provenance`): the runner puts
+stand-in cells under ``results/stand-ins/``, and a record of the other kind found in a folder is left out of its
+tables with a warning. Stand-in rows are labelled ``<model> (tiny stand-in)`` in every rendering.
 
 Nothing here depends on the time of the run, so rebuilding from the same cells gives identical files.
 """
@@ -18,15 +28,26 @@ Nothing here depends on the time of the run, so rebuilding from the same cells g
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from t2ibench.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from t2ibench.hashing import stable_hash
+from t2ibench.provenance import STAND_IN_FOLDER, stand_in_label
+from t2ibench.stats import MetricSpec, fmt_number
+
+log = logging.getLogger(__name__)
 
 ROW_KEYS = ("model", "method", "benchmark")
+WIDE_LIMIT = 8  # metric columns per table before a table is split
+NOT_SCORED = "–"  # a metric of another row's evaluator (e.g. FID on the COCO rows only)
+STAND_IN_BANNER = (
+    "**Tiny stand-in cells: these numbers come from tiny random models and only check the pipeline; they say "
+    "nothing about any real model.**"
+)
 
 
 def cell_record_path(results_dir: Path, record: Mapping[str, Any]) -> Path:
@@ -44,15 +65,33 @@ def write_cell_record(results_dir: str | Path, record: Mapping[str, Any]) -> Pat
     return path
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+def is_stand_in(record: Mapping[str, Any]) -> bool:
+    """True for a stand-in cell (records of older versions: the model source says so)."""
+    if "stand_in" in record:
+        return bool(record["stand_in"])
+    return (record.get("model") or {}).get("source") == "tiny"
+
+
+def metric_spec(metric: str, evaluators: Sequence[str] | None = None) -> MetricSpec | None:
+    """The :class:`MetricSpec` an evaluator declares for ``metric`` (searching ``evaluators``, else all)."""
+    from t2ibench.evaluators import EVALUATORS
+
+    for name in evaluators or EVALUATORS.names():
+        spec = EVALUATORS.get(name).spec(metric)
+        if spec is not None:
+            return spec
+    return None
+
+
+def arrow(spec: MetricSpec | None) -> str:
+    return {True: " ↑", False: " ↓"}.get(spec.higher_is_better, "") if spec is not None else ""
 
 
 def _cell_text(cell: Mapping[str, Any], plus_minus: str = "±") -> str:
     if cell.get("ci_low") is None or cell.get("ci_high") is None:
-        return _fmt(cell["value"])
+        return fmt_number(cell["value"])
     half = (cell["ci_high"] - cell["ci_low"]) / 2
-    return f"{_fmt(cell['value'])} {plus_minus} {_fmt(half)}"
+    return f"{fmt_number(cell['value'])} {plus_minus} {fmt_number(half)}"
 
 
 def _latex_escape(text: str) -> str:
@@ -70,11 +109,14 @@ def _latex_escape(text: str) -> str:
                 "}": r"\}",
                 "~": r"\textasciitilde{}",
                 "^": r"\textasciicircum{}",
+                "↑": r"$\uparrow$",
+                "↓": r"$\downarrow$",
             }.get(ch, ch)
         )
     return "".join(out)
 
 
+# -- aggregation ---------------------------------------------------------------------------------
 def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Cells and provenance of one (model, method, benchmark, gen_hash) group of shard records."""
     import pandas as pd
@@ -86,6 +128,7 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
     row: dict[str, Any] = {k: first["labels"][k] for k in ROW_KEYS}
     cells: dict[str, dict[str, Any]] = {}
     eval_configs: dict[str, Any] = {}
+    backbones: dict[str, dict[str, str]] = {}
     n_images = 0
     versions: set[str] = set()
     # each (prompt, seed) once: an unsharded re-run of sharded cells (or a requeued duplicate) adds no images
@@ -98,6 +141,7 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
     for name in sorted({n for r in records for n in r["evaluators"]}):
         evaluator = EVALUATORS.get(name)(next(r["evaluators"][name] for r in records if name in r["evaluators"]))
         eval_configs[name] = evaluator.eval_config()
+        backbones[name] = evaluator.backbones()
         frames = []
         for record, keys in zip(records, record_keys, strict=True):
             store = RunStore(record["store"])
@@ -105,7 +149,7 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
             frames.append(evaluator.current_rows(store.read_scores(name), samples))
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         for cell in evaluator.aggregate(frame):
-            cells[cell.metric] = cell.to_dict()
+            cells[cell.metric] = {**cell.to_dict(), "evaluator": name}
     for record, keys in zip(records, record_keys, strict=True):
         samples = RunStore(record["store"]).samples(keys)
         n_images += len(samples)
@@ -114,6 +158,8 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
     provenance = {
         "labels": {k: first["labels"][k] for k in ROW_KEYS},
         "gen_hash": first["gen_hash"],
+        "stand_in": first.get("stand_in")
+        or ({"model": first["model"].get("pipeline", "tiny")} if is_stand_in(first) else None),
         "model": first["model"],
         "method_config": first["method_config"],
         "generation": first["generation"],
@@ -122,10 +168,28 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
         "shards": sorted(r.get("shard") or "all" for r in records),
         "images": n_images,
         "evaluators": eval_configs,
+        "evaluator_backbones": backbones,
         "library_versions": [json.loads(v) for v in sorted(versions)],
         "stores": sorted(r["store"] for r in records),
     }
-    return {"row": row, "cells": cells}, provenance
+    return {"row": row, "cells": cells, "stand_in": is_stand_in(first)}, provenance
+
+
+def _records(results_dir: Path) -> list[dict[str, Any]]:
+    """The cell records of one results folder, of the kind the folder is for (stand-in or real)."""
+    records = [json.loads(p.read_text()) for p in sorted((results_dir / "cells").glob("*.json"))]
+    stand_in_folder = results_dir.parent.name == STAND_IN_FOLDER
+    kept = [r for r in records if is_stand_in(r) == stand_in_folder]
+    if len(kept) < len(records):
+        log.warning(
+            "%s: %d cell record(s) of %s cells left out of these tables (stand-in and real cells never share a table; "
+            "the runner writes stand-in cells under %s/)",
+            results_dir,
+            len(records) - len(kept),
+            "real" if stand_in_folder else "stand-in",
+            STAND_IN_FOLDER,
+        )
+    return kept
 
 
 def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
@@ -133,9 +197,8 @@ def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
     import pandas as pd
 
     results_dir = Path(results_dir)
-    records = [json.loads(p.read_text()) for p in sorted((results_dir / "cells").glob("*.json"))]
     groups: dict[tuple, list[dict[str, Any]]] = {}
-    for record in records:
+    for record in _records(results_dir):
         key = (*(record["labels"][k] for k in ROW_KEYS), record["gen_hash"])
         groups.setdefault(key, []).append(record)
     rows, provenance = [], []
@@ -148,7 +211,7 @@ def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
         r["row"]["config"] = p["gen_hash"]
     csv_rows = []
     for r in rows:
-        flat = dict(r["row"])
+        flat = {**r["row"], "stand_in": r["stand_in"]}
         for metric in metrics:
             cell = r["cells"].get(metric)
             flat[metric] = None if cell is None else cell["value"]
@@ -158,53 +221,169 @@ def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
         csv_rows.append(flat)
     frame = pd.DataFrame(csv_rows)
     title = experiment or results_dir.name
-    # Two generation configs of the same (model, method, benchmark) are told apart by a config column.
-    labels = [tuple(r["row"][k] for k in ROW_KEYS) for r in rows]
-    show_config = len(set(labels)) < len(labels)
-    header = [*ROW_KEYS, *(["config"] if show_config else []), "images", *metrics]
-    body = [
-        [str(r["row"][k]) for k in header[: len(header) - len(metrics)]]
-        + [_cell_text(r["cells"][m]) if m in r["cells"] else "missing" for m in metrics]
-        for r in rows
-    ]
+    stand_in = any(r["stand_in"] for r in rows)
+    specs = {m: metric_spec(m, [next(r["cells"][m]["evaluator"] for r in rows if m in r["cells"])]) for m in metrics}
+    parts = sections(rows, metrics, specs)
     atomic_write_bytes(results_dir / "table.csv", frame.to_csv(index=False).encode("utf-8"))
-    atomic_write_text(results_dir / "table.md", _markdown(title, header, body, len(header) - len(metrics), provenance))
-    atomic_write_text(results_dir / "table.tex", _latex(title, header, body, len(header) - len(metrics)))
+    atomic_write_text(results_dir / "table.md", _markdown(title, parts, provenance, stand_in))
+    atomic_write_text(results_dir / "table.tex", _latex_sections(title, parts, stand_in))
     atomic_write_json(
         results_dir / "provenance.json", {"experiment": title, "rows": provenance, "table_hash": stable_hash(csv_rows)}
     )
     return frame
 
 
-def _markdown(
-    title: str, header: list[str], body: list[list[str]], n_keys: int, provenance: list[dict[str, Any]]
-) -> str:
-    lines = [f"# {title}", "", "Mean ± half-width of the 95% confidence interval over images.", ""]
-    lines.append("| " + " | ".join(header) + " |")
+# -- layout ----------------------------------------------------------------------------------------
+@dataclass
+class Section:
+    """One rendered table: a title, the header, the body, and how many leading columns are keys."""
+
+    title: str
+    header: list[str]
+    body: list[list[str]]
+    n_keys: int
+
+
+def row_label(row: Mapping[str, Any], stand_in: bool) -> list[str]:
+    """(model, method, benchmark) as shown: a stand-in row's model says so."""
+    model = str(row["model"])
+    return [stand_in_label(model) if stand_in else model, str(row["method"]), str(row["benchmark"])]
+
+
+def sections(
+    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], specs: Mapping[str, MetricSpec | None]
+) -> list[Section]:
+    """The tables of :func:`build_tables`' layout (see the module docstring) for aggregated ``rows``."""
+    labels = [tuple(r["row"][k] for k in ROW_KEYS) for r in rows]
+    show_config = len(set(labels)) < len(labels)  # two generation configs of one (model, method, benchmark)
+    keys = [*ROW_KEYS, *(["config"] if show_config else [])]
+
+    def key_cells(r: Mapping[str, Any]) -> list[str]:
+        return row_label(r["row"], r["stand_in"]) + ([str(r["row"]["config"])] if show_config else [])
+
+    def text(r: Mapping[str, Any], metric: str) -> str:
+        return _cell_text(r["cells"][metric]) if metric in r["cells"] else NOT_SCORED
+
+    plain = [m for m in metrics if "." not in m]
+    families: dict[str, list[str]] = {}
+    nested: dict[str, dict[str, list[str]]] = {}
+    for metric in metrics:
+        parts = metric.split(".")
+        if len(parts) == 2:
+            families.setdefault(parts[0], []).append(metric)
+        elif len(parts) > 2:
+            nested.setdefault(parts[0], {}).setdefault(".".join(parts[1:-1]), []).append(metric)
+    out = []
+    chunks = [plain[i : i + WIDE_LIMIT] for i in range(0, len(plain), WIDE_LIMIT)] or [[]]
+    for number, chunk in enumerate(chunks):
+        title = "Summary" if len(chunks) == 1 else f"Summary ({number + 1} of {len(chunks)})"
+        header = [*keys, "images", *(m + arrow(specs.get(m)) for m in chunk)]
+        body = [key_cells(r) + [str(r["row"]["images"])] + [text(r, m) for m in chunk] for r in rows]
+        out.append(Section(title, header, body, len(keys) + 1))
+    for family, members in families.items():
+        suffixes = [m.split(".", 1)[1] for m in members]
+        if len(members) <= WIDE_LIMIT:
+            header = [*keys, *(s + arrow(specs.get(m)) for s, m in zip(suffixes, members, strict=True))]
+            body = [key_cells(r) + [text(r, m) for m in members] for r in rows]
+            out.append(Section(family, header, body, len(keys)))
+        else:  # long form: one row per cell and member
+            body = [key_cells(r) + [s, text(r, m)] for r in rows for s, m in zip(suffixes, members, strict=True)]
+            out.append(Section(family, [*keys, "part", family + arrow(specs.get(members[0]))], body, len(keys) + 1))
+    for section, groups in nested.items():
+        leaves = list(dict.fromkeys(m.rsplit(".", 1)[1] for ms in groups.values() for m in ms))
+        spec_of = {
+            leaf: next((specs.get(m) for ms in groups.values() for m in ms if m.endswith("." + leaf)), None)
+            for leaf in leaves
+        }
+        header = [*keys, "part", *(leaf + arrow(spec_of[leaf]) for leaf in leaves)]
+        body = []
+        for r in rows:
+            for group in groups:
+                body.append(key_cells(r) + [group] + [text(r, f"{section}.{group}.{leaf}") for leaf in leaves])
+        out.append(Section(section, header, body, len(keys) + 1))
+    return out
+
+
+def rows_from_csv(frame: Any) -> list[dict[str, Any]]:
+    """The aggregated rows of a ``table.csv`` frame, in the form :func:`sections` takes."""
+    skip = ("_ci_low", "_ci_high", "_n")
+    keys = {*ROW_KEYS, "images", "config", "stand_in"}
+    metrics = [c for c in frame.columns if c not in keys and not c.endswith(skip)]
+    rows = []
+    for record in frame.to_dict("records"):
+        cells = {}
+        for metric in metrics:
+            value = record[metric]
+            if value is None or value != value:
+                continue
+            low, high = record.get(f"{metric}_ci_low"), record.get(f"{metric}_ci_high")
+            cells[metric] = {
+                "value": float(value),
+                "ci_low": None if low is None or low != low else float(low),
+                "ci_high": None if high is None or high != high else float(high),
+            }
+        row = {k: record.get(k) for k in (*ROW_KEYS, "images", "config")}
+        rows.append({"row": row, "cells": cells, "stand_in": bool(record.get("stand_in", False))})
+    return rows
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]], n_keys: int) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join(["---"] * n_keys + ["---:"] * (len(header) - n_keys)) + "|")
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
-    lines += ["", "## Provenance", ""]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in body]
+    return lines
+
+
+def provenance_rows(provenance: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The short provenance table: per row what produced its numbers."""
+    header = ["row", "config", "model that ran", "revision", "seeds", "images", "evaluator backbones"]
+    body = []
     for prov in provenance:
         model = prov["model"]
-        where = model.get("id") or model.get("path") or model.get("source")
-        revision = model.get("resolved_revision") or model.get("revision") or "-"
-        backbones = ", ".join(
-            f"{name}: {cfg.get('backbone', '-')}@{cfg.get('revision') or '-'}"
-            for name, cfg in sorted(prov["evaluators"].items())
+        if model.get("source") == "tiny":
+            ran = model.get("pipeline", "tiny random pipeline")
+            if model.get("stands_in_for"):
+                ran += f", standing in for {model['stands_in_for']}"
+            revision = "-"
+        else:
+            ran = str(model.get("id") or model.get("path") or model.get("source"))
+            revision = str(model.get("resolved_revision") or model.get("revision") or "-")
+        backbones = "; ".join(
+            f"{name}: " + ", ".join(f"{role} {value}" for role, value in roles.items()) if roles else name
+            for name, roles in sorted((prov.get("evaluator_backbones") or {}).items())
         )
-        lines.append(
-            f"- {' / '.join(prov['labels'][k] for k in ROW_KEYS)} "
-            f"(config {prov['gen_hash']}): model {where}@{revision}; {_seeds_text(prov)}; {prov['images']} images; {backbones}"
+        label = row_label(prov["labels"], bool(prov.get("stand_in")))
+        body.append(
+            [" / ".join(label), prov["gen_hash"], ran, revision, _seeds_text(prov), str(prov["images"]), backbones]
         )
-    lines += ["", "Full provenance (library versions, generation and evaluator configs): provenance.json", ""]
+    return header, body
+
+
+def _markdown(title: str, parts: Sequence[Section], provenance: Sequence[Mapping[str, Any]], stand_in: bool) -> str:
+    lines = [f"# {title}", ""]
+    if stand_in:
+        lines += [STAND_IN_BANNER, ""]
+    lines += [
+        "Mean ± half-width of the 95% confidence interval over images; ↑ higher is better, ↓ lower is better; "
+        f"{NOT_SCORED} not scored in that cell.",
+        "",
+    ]
+    for part in parts:
+        if len(parts) > 1:
+            lines += [f"## {part.title}", ""]
+        lines += markdown_table(part.header, part.body, part.n_keys) + [""]
+    header, body = provenance_rows(provenance)
+    lines += ["## Provenance", ""] + markdown_table(header, body, len(header)) + [""]
+    lines += ["Full provenance (library versions, generation and evaluator configs): provenance.json", ""]
     return "\n".join(lines)
 
 
-def _seeds_text(prov: dict[str, Any]) -> str:
+def _seeds_text(prov: Mapping[str, Any]) -> str:
     seeding = prov.get("seeding") or {"source": "config"}
     if seeding.get("source") == "dataset":
-        return f"{seeding['images_per_prompt']} image(s) per prompt from its dataset seed"
-    return f"seeds {prov['seeds']}"
+        return f"{seeding['images_per_prompt']} per prompt from its dataset seed"
+    return f"{prov['seeds']}"
 
 
 def _latex(title: str, header: list[str], body: list[list[str]], n_keys: int) -> str:
@@ -220,3 +399,11 @@ def _latex(title: str, header: list[str], body: list[list[str]], n_keys: int) ->
         lines.append(" & ".join(_latex_escape(c).replace("±", "$\\pm$") for c in row) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)
+
+
+def _latex_sections(title: str, parts: Sequence[Section], stand_in: bool) -> str:
+    note = "% TINY STAND-IN CELLS: these numbers come from tiny random models and mean nothing\n" if stand_in else ""
+    return note + "\n".join(
+        _latex(f"{title}: {part.title}" if len(parts) > 1 else title, part.header, part.body, part.n_keys)
+        for part in parts
+    )
