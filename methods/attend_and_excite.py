@@ -163,7 +163,11 @@ class AttendAndExcite(GuidedMethod):
                         trace(
                             "update",
                             current_step[0],
-                            {"step_size": step_size, "loss": float(losses[b]), "grad_norm": float(grad[b].norm())},
+                            {
+                                "step_size": step_size,
+                                "loss": float(losses[b].detach()),
+                                "grad_norm": float(grad[b].norm()),
+                            },
                         )
             z = (z - step_size * grad * mask.view(-1, 1, 1, 1)).detach()
             if trace is not None:

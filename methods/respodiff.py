@@ -315,7 +315,7 @@ class RespoDiff(Method):
             trace.update(eps_both=eps_both.detach(), eps_plain=eps_plain, sam_grad=sam.weight.grad.clone())
         s_opt.step()
         hook.branch = "cond"
-        return float(l_ram), float(l_sam)
+        return float(l_ram.detach()), float(l_sam.detach())
 
     def partial_sample(
         self, pipe: Any, hook: MidBlockShift, ram: Any, sam: Any, vector: Any, neutral: str, z_T: Any, k: int

@@ -63,7 +63,7 @@ def test_equals_torchmetrics_clipscore_on_the_same_model_and_images(store):
     frame = _evaluator(clamp="mean").evaluate(store)
     model, processor = build_tiny_clip(0)
     metric = CLIPScore(model_name_or_path=lambda: (_FeaturesAsTensors(model), processor))
-    images = [torch.from_numpy(np.asarray(store.load_image(r))).permute(2, 0, 1) for r in store.samples()]  # uint8 CHW
+    images = [torch.from_numpy(np.array(store.load_image(r))).permute(2, 0, 1) for r in store.samples()]  # uint8 CHW
     metric.update(images, [r["prompt"]["text"] for r in store.samples()])
     expected = float(metric.compute())
     cell = _evaluator(clamp="mean").aggregate(frame)[0]
