@@ -15,19 +15,18 @@ the other line of the pair), source_file, source_sha256.
 
 from __future__ import annotations
 
-from t2ibench.benchmarks import BENCHMARKS
-from t2ibench.benchmarks._files import locate
+from t2ibench.api import BENCHMARKS
+from t2ibench.benchmarks._files import STRUCTURE_DIFFUSION_COMMIT, locate
 from t2ibench.data_files import DataFile, read_lines
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 
-COMMIT = "773b2ba068c6cc60443d5d747a725413c8c9d46f"
 ABC6K_FILE = DataFile(
     folder="abc6k",
     filename="ABC-6K.txt",
     sha256="47fa3ec1a839e6b74bb4f8e3746b454c8a8fb469cef66effddd172473f0f507b",
     urls=(
-        f"https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/{COMMIT}/ABC-6K.txt",
+        f"https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/{STRUCTURE_DIFFUSION_COMMIT}/ABC-6K.txt",
         "https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/master/ABC-6K.txt",
     ),
 )

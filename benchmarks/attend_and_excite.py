@@ -18,7 +18,7 @@ Metadata:
 
 from __future__ import annotations
 
-from t2ibench.benchmarks import BENCHMARKS
+from t2ibench.api import BENCHMARKS
 from t2ibench.benchmarks._files import locate
 from t2ibench.data_files import DataFile, read_json
 from t2ibench.errors import T2IBenchError

@@ -11,9 +11,8 @@ Metadata: line (1-based), conjunction (bool: one of lines 1-446), source_file, s
 
 from __future__ import annotations
 
-from t2ibench.benchmarks import BENCHMARKS
-from t2ibench.benchmarks._files import locate
-from t2ibench.benchmarks.abc6k import COMMIT
+from t2ibench.api import BENCHMARKS
+from t2ibench.benchmarks._files import STRUCTURE_DIFFUSION_COMMIT, locate
 from t2ibench.data_files import DataFile, read_lines
 from t2ibench.prompt import Prompt
 
@@ -23,7 +22,7 @@ CC500_FILE = DataFile(
     filename="CC-500.txt",
     sha256="b36a39e83459508e1676372902f2becdb48f977ed13868600e6e27e26b301777",
     urls=(
-        f"https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/{COMMIT}/CC-500.txt",
+        f"https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/{STRUCTURE_DIFFUSION_COMMIT}/CC-500.txt",
         "https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/master/CC-500.txt",
     ),
 )

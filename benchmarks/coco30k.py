@@ -16,7 +16,7 @@ source_file, source_sha256.
 
 from __future__ import annotations
 
-from t2ibench.benchmarks import BENCHMARKS
+from t2ibench.api import BENCHMARKS
 from t2ibench.benchmarks._files import locate
 from t2ibench.data_files import DataFile, convert, read_csv_rows
 from t2ibench.errors import T2IBenchError

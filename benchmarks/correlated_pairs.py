@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from t2ibench.benchmarks import BENCHMARKS
-from t2ibench.benchmarks.prompt_file import load_prompt_file
+from t2ibench.api import BENCHMARKS
+from t2ibench.benchmarks._files import read_prompt_file
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 
@@ -53,7 +53,7 @@ def load_correlated_pairs(path: str | None = None) -> list[Prompt]:
             for row in builtin()
         ]
     prompts = []
-    for prompt in load_prompt_file(path=path, format="csv"):
+    for prompt in read_prompt_file(path, format="csv"):
         meta = dict(prompt.metadata)
         if not str(meta.get("target_word") or "").strip():
             raise T2IBenchError(f"{path}:{meta['line']}: missing target_word")

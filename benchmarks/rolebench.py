@@ -24,7 +24,7 @@ Metadata of benchmark prompts:
     questions, questions_reverse: the role questions of this composition and of its reverse.
     question_set_version: version of the frozen question set.
 Metadata of intermediate prompts: subject, relation, object, role ("passive" | "active"), rare_id (the rare
-composition it helps), vqa_text.
+composition it helps), vqa_text, vqa_text_reverse (ReBind's VQAScore margin compares the two).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from t2ibench.benchmarks import BENCHMARKS
+from t2ibench.api import BENCHMARKS
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 
@@ -122,7 +122,14 @@ def load_rolebench(split: str = "benchmark", prefix: str | None = None) -> list[
                 subject, obj = spec[role]
                 prompts.append(
                     composition(
-                        relation, role, train_prefix, subject, obj, role=role, rare_id=f"rolebench-{relation}-rare"
+                        relation,
+                        role,
+                        train_prefix,
+                        subject,
+                        obj,
+                        role=role,
+                        rare_id=f"rolebench-{relation}-rare",
+                        vqa_text_reverse=phrase(spec["template"], obj, subject),
                     )
                 )
     return prompts

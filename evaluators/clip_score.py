@@ -22,79 +22,13 @@ padding to the longest and truncated to the 77 positions of CLIP, with a warning
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from t2ibench.errors import T2IBenchError
-from t2ibench.evaluators import EVALUATORS
-from t2ibench.evaluators.base import Evaluator
+from t2ibench.api import EVALUATORS, Evaluator
+from t2ibench.evaluators._clip_score import check_clamp, clip_score_cell, clip_score_rows
 from t2ibench.run_store import RunStore
-from t2ibench.stats import Cell, MetricSpec, mean_cell
-
-log = logging.getLogger(__name__)
-
-CLAMP_RULES = ("none", "per_sample", "mean")
-_BACKBONES: dict[tuple, tuple[Any, Any]] = {}
-
-
-def load_clip(
-    backbone: str, revision: str | None = None, device: str = "cpu", seed: int = 0, projection_dim: int = 16
-) -> tuple[Any, Any]:
-    """(CLIPModel, CLIPProcessor) for a hub id or local folder, or ``tiny`` (with ``projection_dim``); cached per process."""
-    key = (backbone, revision, device, seed, projection_dim if backbone == "tiny" else None)
-    if key not in _BACKBONES:
-        if backbone == "tiny":
-            from t2ibench.tiny_models import build_tiny_clip
-
-            model, processor = build_tiny_clip(seed, projection_dim=projection_dim)
-        else:
-            from transformers import CLIPModel, CLIPProcessor
-
-            try:
-                model = CLIPModel.from_pretrained(backbone, revision=revision or "main")
-                processor = CLIPProcessor.from_pretrained(backbone, revision=revision or "main")
-            except (OSError, ValueError) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise T2IBenchError(
-                    f"CLIP backbone {backbone}@{revision or 'main'} is not available offline ({first}); download it "
-                    f"with `huggingface-cli download {backbone} --local-dir DIR` where there is internet and set "
-                    "the evaluator's backbone=DIR"
-                ) from None
-        _BACKBONES[key] = (model.to(device).eval(), processor)
-    return _BACKBONES[key]
-
-
-def _embedding(output: Any) -> Any:
-    """transformers 5 returns a model output from ``get_*_features``; 4.x returns the tensor."""
-    return output if hasattr(output, "norm") else output.pooler_output
-
-
-def clip_cosines(
-    model: Any, processor: Any, images: Sequence[Any], texts: Sequence[str], device: str = "cpu"
-) -> list[float]:
-    """Cosine similarity of CLIP embeddings of ``images[i]`` (PIL) and ``texts[i]``."""
-    import torch
-
-    tokenizer = processor.tokenizer
-    limit = int(getattr(model.config.text_config, "max_position_embeddings", 77))
-    cut = [t for t in texts if len(tokenizer(t).input_ids) > limit]
-    if cut:
-        log.warning(
-            "CLIP score: %d prompt(s) longer than %d tokens were truncated, e.g. %r", len(cut), limit, cut[0][:80]
-        )
-    text_inputs = tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
-    pixel_values = processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-    with torch.inference_mode():
-        image_emb = _embedding(model.get_image_features(pixel_values=pixel_values.to(device)))
-        text_emb = _embedding(
-            model.get_text_features(
-                input_ids=text_inputs["input_ids"].to(device), attention_mask=text_inputs["attention_mask"].to(device)
-            )
-        )
-    image_emb = image_emb / image_emb.norm(p=2, dim=-1, keepdim=True)
-    text_emb = text_emb / text_emb.norm(p=2, dim=-1, keepdim=True)
-    return (image_emb * text_emb).sum(dim=-1).float().cpu().tolist()
+from t2ibench.stats import Cell, MetricSpec
 
 
 @EVALUATORS.register("clip_score")
@@ -113,34 +47,12 @@ class CLIPScoreEvaluator(Evaluator):
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
-        if self.cfg.get("clamp", "none") not in CLAMP_RULES:
-            raise T2IBenchError(f"clip_score.clamp={self.cfg.get('clamp')!r}; valid: {', '.join(CLAMP_RULES)}")
+        check_clamp(self.cfg, self.name)
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        from t2ibench.models import resolve_device
-
-        device = resolve_device(self.cfg.get("device", "auto"))
-        model, processor = load_clip(
-            self.cfg.get("backbone", "tiny"), self.cfg.get("revision"), device, int(self.cfg.get("seed", 0))
-        )
-        scale = float(self.cfg.get("scale", 100.0))
-        prefix = self.cfg.get("prefix", "") or ""
-        batch = max(1, int(self.cfg.get("batch_size", 32)))
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(records), batch):
-            part = records[start : start + batch]
-            images = [store.load_image(r) for r in part]
-            cosines = clip_cosines(model, processor, images, [prefix + r["prompt"]["text"] for r in part], device)
-            for cos in cosines:
-                value = scale * cos
-                if self.cfg.get("clamp") == "per_sample":
-                    value = max(value, 0.0)
-                rows.append({"clip_cos": cos, "clip_score": value})
-        return rows
+        return clip_score_rows(self.cfg, store, records)
 
     def aggregate(self, frame: Any) -> list[Cell]:
-        cell = mean_cell("clip_score", frame["clip_score"].tolist() if len(frame) else [])
-        if self.cfg.get("clamp") == "mean":
-            clamp = lambda v: None if v is None else max(v, 0.0)  # noqa: E731
-            cell = Cell(cell.metric, max(cell.value, 0.0), clamp(cell.ci_low), clamp(cell.ci_high), cell.n)
-        return [cell]
+        return [
+            clip_score_cell("clip_score", frame["clip_score"].tolist() if len(frame) else [], self.cfg.get("clamp"))
+        ]

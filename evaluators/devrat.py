@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from t2ibench.api import EVALUATORS, Evaluator
+from t2ibench.backbones import clip
 from t2ibench.errors import T2IBenchError
-from t2ibench.evaluators import EVALUATORS
-from t2ibench.evaluators.base import Evaluator
-from t2ibench.evaluators.bertscore import jpeg_round_trip
-from t2ibench.evaluators.clip_score import load_clip
+from t2ibench.evaluators._images import jpeg_round_trip
 from t2ibench.run_store import RunStore
 from t2ibench.stats import Cell, MetricSpec, mean_cell
 
@@ -74,7 +73,7 @@ class DevRatEvaluator(Evaluator):
         from t2ibench.models import resolve_device
 
         device = resolve_device(self.cfg.get("device", "auto"))
-        model, processor = load_clip(
+        model, processor = clip.load(
             self.cfg.get("backbone", "tiny"), self.cfg.get("revision"), device, int(self.cfg.get("seed", 0))
         )
         rows = []

@@ -27,10 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from t2ibench.api import EVALUATORS, Evaluator, Requirements
 from t2ibench.atomic import atomic_write_bytes
 from t2ibench.errors import T2IBenchError
-from t2ibench.evaluators import EVALUATORS
-from t2ibench.evaluators.base import Evaluator
 from t2ibench.hashing import stable_hash
 from t2ibench.run_store import RunStore
 from t2ibench.stats import Cell, MetricSpec, mean_cell
@@ -38,21 +37,6 @@ from t2ibench.stats import Cell, MetricSpec, mean_cell
 CONVENTIONS = ("clean", "torchmetrics")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 FID_SIZE = 299
-
-
-def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
-    """The Frechet distance of two Gaussians, in float64 with scipy's sqrtm (eps offset when singular)."""
-    import numpy as np
-    from scipy import linalg
-
-    mu1, mu2, sigma1, sigma2 = (np.asarray(a, dtype=np.float64) for a in (mu1, mu2, sigma1, sigma2))
-    diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
 def preprocess(image: Any, convention: str) -> Any:
@@ -151,6 +135,13 @@ class FIDEvaluator(Evaluator):
     name = "fid"
     metric_specs = (MetricSpec("fid", "Frechet distance of image features", False),)
     backbone_keys = {"features": ("feature_extractor", None)}
+
+    def required_weights(self) -> Requirements:
+        needs = Requirements()
+        if self.cfg.get("feature_extractor", "inception") == "inception":
+            needs.notes.append("fid: torch-fidelity's Inception weights (the fid extra downloads them from GitHub)")
+        return needs
+
     runtime_keys = (*Evaluator.runtime_keys, "feature_module", "cache_dir")
 
     def __init__(self, cfg: Mapping[str, Any]):

@@ -8,7 +8,7 @@ beta = U - M (the paper's sign: beta > 0 means the images show the reverse, usua
 official code stores M - U as "delta").
 Role questions (t2ibench's frozen set in the records' ``questions`` / ``questions_reverse``): with VQAScore
 (``role_questions: statements``, default) the parallel **statements** are scored (soft scores); with a yes/no VLM
-(``role_questions: yes_no``; the VLM under ``qa``: a family of :mod:`t2ibench.evaluators._chat_vlm`, greedy, at most
+(``role_questions: yes_no``; the VLM under ``qa``: a family of :mod:`t2ibench.backbones.chat_vlm`, greedy, at most
 ``max_new_tokens``) the **questions** are asked and a reply counts as yes when it starts with "yes" (any case), so
 category scores are accuracies. A category's score is the mean over its statements (or answers); the total is
 sum_cat w_cat score_cat / sum_cat w_cat floored at 0.001; M uses the composition's statements, U its reverse's, on the
@@ -26,10 +26,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from t2ibench.api import EVALUATORS, Evaluator, Requirements
+from t2ibench.backbones import vqa as vqa_backbone
+from t2ibench.backbones.vqa import resolve_family, vqa_requirements
 from t2ibench.errors import T2IBenchError
-from t2ibench.evaluators import EVALUATORS
-from t2ibench.evaluators.base import Evaluator
-from t2ibench.evaluators.vqascore import _native_model, resolve_family, vqa_scores
+from t2ibench.evaluators._vqa_cache import vqa_scores
 from t2ibench.run_store import RunStore
 from t2ibench.stats import Cell, MetricSpec, mean_ci
 
@@ -97,6 +98,12 @@ class RoleBiasEvaluator(Evaluator):
         vqa = {k: v for k, v in resolve_family(self._vqa()).items() if k not in runtime}
         return {**super().eval_config(), "vqa": vqa}
 
+    def required_weights(self) -> Requirements:
+        needs = vqa_requirements(self._vqa())
+        if self.cfg.get("role_questions", "statements") == "yes_no":
+            needs.extend(vqa_requirements({"family": "llava", **dict(self.cfg.get("qa") or {})}))
+        return needs
+
     def backbones(self) -> dict[str, str]:
         found = super().backbones()
         if self.cfg.get("role_questions", "statements") != "yes_no":
@@ -118,7 +125,7 @@ class RoleBiasEvaluator(Evaluator):
             )
         )
         qa = resolve_family({"family": "llava", **dict(self.cfg.get("qa") or {})})
-        model = _native_model(qa)
+        model = vqa_backbone.load(qa)
         by_record: dict[int, list[int]] = {}
         for k, (i, column, _) in enumerate(pairs):
             if "#" in column:

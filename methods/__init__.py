@@ -1,18 +1,17 @@
 """Methods: adapters over a loaded diffusers pipeline that turn prompts and seeds into images.
 
-Interface (see :class:`t2ibench.methods.base.Method`)::
+Interface (:class:`t2ibench.api.Method`)::
 
     method = METHODS.get("sd")(method_cfg, generation_cfg)
     method.check_pipeline(pipe)                      # refuses unsupported architectures clearly
     method.prepare(pipe, prompts, cache)             # optional: methods that train (cached weights)
     images = method.generate(pipe, prompts, seeds)   # one PIL image per (prompt, seed) pair
 
-Each method lives in one module of this package, registered with ``@METHODS.register("<name>")``, and is
-described by ``conf/method/<name>.yaml``.
+Each method lives in one module of this package, registered with ``@METHODS.register("<name>")``
+(``from t2ibench.api import METHODS``), and is described by ``conf/method/<name>.yaml``. Modules whose name starts
+with ``_`` are helpers shared by several methods (never registered).
 """
 
-from t2ibench.registry import Registry
-
-METHODS: Registry = Registry("method", __name__)
+from t2ibench.api.registry import METHODS
 
 __all__ = ["METHODS"]

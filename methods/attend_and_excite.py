@@ -29,34 +29,24 @@ outputs). Supports SD-1.x/2.x (``StableDiffusionPipeline``).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from t2ibench.attention import CrossAttentionCapture
+from t2ibench.api import METHODS, Requirements
 from t2ibench.errors import T2IBenchError
-from t2ibench.guidance import GuidedMethod, check_guidable, guided_sample
-from t2ibench.methods import METHODS
-from t2ibench.methods._syngen_parse import _Word, align_groups, extract_entities, parse_text, word_pieces
-from t2ibench.methods.base import apply_scheduler
+from t2ibench.methods._attention import CrossAttentionCapture, smoothing_kernel
+from t2ibench.methods._guidance import GuidedMethod
+from t2ibench.methods._prompt_parse import (
+    _Word,
+    align_groups,
+    extract_entities,
+    parse_text,
+    parser_requirements,
+    word_pieces,
+)
 from t2ibench.prompt import Prompt
 
 Trace = Callable[[str, int, Any], None]
-
-
-@lru_cache(maxsize=8)
-def smoothing_kernel(kernel_size: int = 3, sigma: float = 0.5) -> Any:
-    """The official ``GaussianSmoothing`` kernel (2-D, normalised), shape (1, 1, k, k)."""
-    import torch
-
-    grids = torch.meshgrid(*[torch.arange(kernel_size, dtype=torch.float32)] * 2, indexing="ij")
-    kernel = torch.ones(())
-    mean = (kernel_size - 1) / 2
-    for grid in grids:
-        kernel = kernel * (1 / (sigma * math.sqrt(2 * math.pi)) * torch.exp(-(((grid - mean) / (2 * sigma)) ** 2)))
-    kernel = kernel / kernel.sum()
-    return kernel.view(1, 1, kernel_size, kernel_size)
 
 
 def max_attention_per_token(
@@ -93,6 +83,9 @@ class AttendAndExcite(GuidedMethod):
         super().__init__(cfg, generation)
         self.trace = trace
         self.thresholds = {int(k): float(v) for k, v in (self.cfg.get("thresholds") or {}).items()}
+
+    def required_weights(self) -> Requirements:
+        return parser_requirements(self.cfg.get("parser"))
 
     # -- targets --------------------------------------------------------------------------------
     def token_indices(self, pipe: Any, prompt: Prompt) -> list[int]:
@@ -210,18 +203,10 @@ class AttendAndExcite(GuidedMethod):
 
         return hook
 
-    def guide(self, pipe: Any, prompts: Sequence[Prompt], latents: Any, output_type: str = "pil") -> Any:
-        """Sample ``prompts`` (one guided batch) from unscaled initial ``latents``."""
-        check_guidable(pipe, self.name)
-        apply_scheduler(pipe, self.generation.get("scheduler"))
-        capture = CrossAttentionCapture(pipe.unet, int(self.cfg.get("attention_res", 16))).install()
-        try:
-            targets = [self.token_indices(pipe, p) for p in prompts]
-            n_tokens = [len(pipe.tokenizer(p.text).input_ids) - 2 for p in prompts]
-            pipe.scheduler.set_timesteps(int(self.generation["num_inference_steps"]))
-            hook = self._hook(pipe, capture, targets, n_tokens, len(pipe.scheduler.timesteps))
-            return guided_sample(
-                pipe, [p.text for p in prompts], latents, self.generation, hook, output_type, self.trace
-            )
-        finally:
-            capture.remove()
+    def make_hook(
+        self, pipe: Any, capture: CrossAttentionCapture, prompts: Sequence[Prompt], generation: Mapping[str, Any]
+    ) -> Callable:
+        targets = [self.token_indices(pipe, p) for p in prompts]
+        n_tokens = [len(pipe.tokenizer(p.text).input_ids) - 2 for p in prompts]
+        pipe.scheduler.set_timesteps(int(generation["num_inference_steps"]))
+        return self._hook(pipe, capture, targets, n_tokens, len(pipe.scheduler.timesteps))

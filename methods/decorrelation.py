@@ -35,21 +35,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from t2ibench.api import METHODS, Method, apply_scheduler, padded_ids
 from t2ibench.errors import T2IBenchError
-from t2ibench.methods import METHODS
-from t2ibench.methods._syngen_parse import first_word_piece
-from t2ibench.methods.base import (
-    ImageSeed,
-    Method,
-    apply_scheduler,
-    as_image_seed,
-    initial_latents,
-    latent_shape,
-    padded_ids,
-)
-from t2ibench.methods.sepen import first_piece
+from t2ibench.methods._prompt_parse import first_piece, first_word_piece
 from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
+from t2ibench.seeding import ImageSeed, as_image_seed, initial_latents, latent_shape
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
 log = logging.getLogger(__name__)
@@ -297,17 +288,27 @@ class Decorrelation(Method):
             uncond = pipe.text_encoder(padded_ids(pipe.tokenizer, "").to(device))[0].expand(len(prompts), -1, -1)
         return cond, uncond
 
+    def sampling_generation(self, generation: dict[str, Any]) -> dict[str, Any]:
+        """Eq. 6 samples with the method's ``w`` in its convention (the paper's (1 + w): diffusers guidance 8.5 for
+        w = 7.5) and an empty unconditional prompt (no negative prompt)."""
+        scale = guidance_scale(float(self.cfg.get("w", 7.5)), self.cfg.get("w_convention", "paper"))
+        return {**generation, "guidance_scale": scale, "negative_prompt": None}
+
     def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+        self.check_pipeline(pipe)
+        return self.by_generation(prompts, seeds, lambda ps, ss, gen: self._sample(pipe, ps, ss, gen))
+
+    def _sample(
+        self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed], gen: dict[str, Any]
+    ) -> list[Any]:
         import torch
 
-        self.check_pipeline(pipe)
-        apply_scheduler(pipe, self.generation.get("scheduler"))
+        apply_scheduler(pipe, gen.get("scheduler"))
         cond, uncond = self.embeddings(pipe, prompts)
-        gen = self.generation
         latents = initial_latents(
             [as_image_seed(s) for s in seeds], latent_shape(pipe, gen.get("height"), gen.get("width"))
         )
-        scale = guidance_scale(float(self.cfg.get("w", 7.5)), self.cfg.get("w_convention", "paper"))
+        scale = float(gen["guidance_scale"])
         with torch.inference_mode():
             out = pipe(
                 prompt_embeds=cond.to(pipe.dtype),

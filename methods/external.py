@@ -16,10 +16,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from t2ibench.api import METHODS, Method
 from t2ibench.errors import T2IBenchError
-from t2ibench.methods import METHODS
-from t2ibench.methods.base import ImageSeed, Method
 from t2ibench.prompt import Prompt
+from t2ibench.seeding import ImageSeed
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 

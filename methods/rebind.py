@@ -32,12 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from t2ibench.api import METHODS, Method, Requirements
 from t2ibench.errors import T2IBenchError
-from t2ibench.methods import METHODS
-from t2ibench.methods.base import ImageSeed, Method
-from t2ibench.methods.sd import StableDiffusionBaseline
+from t2ibench.methods._sampling import plain_sample
 from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
+from t2ibench.seeding import ImageSeed
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
 log = logging.getLogger(__name__)
@@ -99,12 +99,20 @@ class ReBind(Method):
     def training_config(self) -> dict[str, Any]:
         return {k: self.cfg.get(k) for k in TRAINING_KEYS}
 
+    def required_weights(self) -> Requirements:
+        """The VQA model of the margin filter, when generated intermediates are filtered."""
+        if self.cfg.get("vqa_margin") is None or self.cfg.get("image_dir"):
+            return Requirements()
+        from t2ibench.backbones.vqa import vqa_requirements
+
+        return vqa_requirements(dict(self.cfg.get("vqa") or {}))
+
     def intermediates(self, relation: str) -> dict[str, Prompt]:
-        from t2ibench import benchmarks
+        from t2ibench.api import load_benchmark
 
         found = {
             p.metadata["role"]: p
-            for p in benchmarks.load("rolebench", split="intermediates")
+            for p in load_benchmark("rolebench", split="intermediates")
             if p.metadata["relation"] == relation
         }
         if set(found) != {"active", "passive"}:
@@ -187,9 +195,7 @@ class ReBind(Method):
         else:
             count = int(self.cfg.get("images_per_intermediate", 4))
             generation = {**self.generation, "height": size, "width": size}
-            images = StableDiffusionBaseline({"name": "sd"}, generation).generate(
-                pipe, [prompt] * count, list(range(count))
-            )
+            images = plain_sample(pipe, [prompt] * count, list(range(count)), generation)
         pixels = torch.from_numpy(np.stack([np.asarray(i, dtype=np.float32) / 127.5 - 1.0 for i in images])).permute(
             0, 3, 1, 2
         )
@@ -201,15 +207,13 @@ class ReBind(Method):
 
     def vqa_filter(self, prompt: Prompt, images: list[Any]) -> list[Any]:
         """Keep images with VQAScore(intermediate) - VQAScore(its reversal) >= ``vqa_margin`` (the official data rule)."""
-        from t2ibench.benchmarks.rolebench import definition, phrase
-        from t2ibench.evaluators.vqascore import vqa_scores_for_images
+        from t2ibench.backbones.vqa import scores_for_images
 
         meta = prompt.metadata
-        template = definition()["relations"][meta["relation"]]["template"]
-        texts = [meta["vqa_text"], phrase(template, meta["object"], meta["subject"])]
+        texts = [meta["vqa_text"], meta["vqa_text_reverse"]]
         vqa = dict(self.cfg.get("vqa") or {})
-        own = vqa_scores_for_images(vqa, images, [texts[0]] * len(images))
-        reverse = vqa_scores_for_images(vqa, images, [texts[1]] * len(images))
+        own = scores_for_images(vqa, images, [texts[0]] * len(images))
+        reverse = scores_for_images(vqa, images, [texts[1]] * len(images))
         kept = [
             image for image, a, b in zip(images, own, reverse, strict=True) if a - b >= float(self.cfg["vqa_margin"])
         ]
@@ -311,14 +315,17 @@ class ReBind(Method):
         groups: dict[str, list[int]] = {}
         for i, prompt in enumerate(prompts):
             groups.setdefault(prompt.metadata.get("relation", ""), []).append(i)
-        sampler = StableDiffusionBaseline({"name": "sd"}, self.generation)
         for relation, members in groups.items():
             if relation not in self.loras:
                 raise T2IBenchError(f"rebind: no LoRA prepared for relation {relation!r}")
             pipe.unet.add_adapter(lora_config(self.cfg), adapter_name="rebind")
             try:
                 set_peft_model_state_dict(pipe.unet, self.loras[relation], adapter_name="rebind")
-                out = sampler.generate(pipe, [prompts[i] for i in members], [seeds[i] for i in members])
+                out = self.by_generation(
+                    [prompts[i] for i in members],
+                    [seeds[i] for i in members],
+                    lambda ps, ss, gen: plain_sample(pipe, ps, ss, gen),
+                )
             finally:
                 pipe.unet.unload_lora()
             for i, image in zip(members, out, strict=True):

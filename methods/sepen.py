@@ -38,15 +38,14 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from t2ibench.attention import CrossAttentionCapture
+from t2ibench.api import METHODS, Method, Requirements, padded_ids
 from t2ibench.errors import T2IBenchError
-from t2ibench.methods import METHODS
-from t2ibench.methods._syngen_parse import extract_entities, first_word_piece, parse_text
-from t2ibench.methods.attend_and_excite import smoothing_kernel
-from t2ibench.methods.base import ImageSeed, Method, latent_shape, padded_ids
-from t2ibench.methods.sd import StableDiffusionBaseline
+from t2ibench.methods._attention import CrossAttentionCapture, smoothing_kernel
+from t2ibench.methods._prompt_parse import extract_entities, first_piece, parse_text, parser_requirements
+from t2ibench.methods._sampling import plain_sample
 from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
+from t2ibench.seeding import ImageSeed, latent_shape
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def sepen_loss(
     seps = [separate_loss(maps[b], *indices[b]) for b in range(maps.shape[0])]
     ens = [enhance_loss(maps[b], *indices[b]) for b in range(maps.shape[0])]
     total = lambda_sep * sum(seps) / len(seps) + lambda_en * sum(ens) / len(ens)
-    return total, [(float(s), float(e)) for s, e in zip(seps, ens, strict=True)]
+    return total, [(float(s.detach()), float(e.detach())) for s, e in zip(seps, ens, strict=True)]
 
 
 def data_free_batch(ddpm: Any, batch: int, shape: Sequence[int], scaling: float, generator: Any) -> tuple[Any, Any]:
@@ -140,14 +139,6 @@ def to_k_parameters(unet: Any) -> dict[str, Any]:
     return {name: p for name, p in unet.named_parameters() if "attn2.to_k" in name}
 
 
-def first_piece(tokenizer: Any, text: str, word: str) -> int:
-    """CLIP position of the first word piece of ``word`` in ``text``; an error when it is not there."""
-    index = first_word_piece(tokenizer, text, word)
-    if index is None:
-        raise T2IBenchError(f"{word!r} is not a word of {text!r}")
-    return index
-
-
 @METHODS.register("sepen")
 class SeparateAndEnhance(Method):
     """Separate-and-Enhance (see the module docstring)."""
@@ -159,6 +150,9 @@ class SeparateAndEnhance(Method):
         super().__init__(cfg, generation)
         self.weights: dict[str, dict[str, Any] | None] = {}  # prompt id -> to_k tensors (None: the base model)
         self.losses: dict[str, list[float]] = {}
+
+    def required_weights(self) -> Requirements:
+        return parser_requirements(self.cfg.get("parser"))
 
     # -- concepts -------------------------------------------------------------------------------
     def concept_pair(self, prompt: Prompt) -> tuple[str, str] | None:
@@ -349,15 +343,14 @@ class SeparateAndEnhance(Method):
         return torch.nn.functional.mse_loss(pred.float(), target.float())
 
     # -- sampling -------------------------------------------------------------------------------
+    def sampling_generation(self, generation: dict[str, Any]) -> dict[str, Any]:
+        """The official evaluation samples at the method's ``guidance_scale`` (6.0), whatever generation.* says."""
+        return {**generation, "guidance_scale": float(self.cfg.get("guidance_scale", generation["guidance_scale"]))}
+
     def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
         import torch
 
         self.check_pipeline(pipe)
-        generation = {
-            **self.generation,
-            "guidance_scale": float(self.cfg.get("guidance_scale", self.generation["guidance_scale"])),
-        }
-        sampler = StableDiffusionBaseline({"name": "sd"}, generation)
         params = to_k_parameters(pipe.unet)
         original = {name: p.detach().clone() for name, p in params.items()}
         images: list[Any] = [None] * len(prompts)
@@ -372,7 +365,11 @@ class SeparateAndEnhance(Method):
                 with torch.no_grad():
                     for name, p in params.items():
                         p.copy_(original[name] if tensors is None else tensors[name].to(p))
-                out = sampler.generate(pipe, [prompts[i] for i in members], [seeds[i] for i in members])
+                out = self.by_generation(
+                    [prompts[i] for i in members],
+                    [seeds[i] for i in members],
+                    lambda ps, ss, gen: plain_sample(pipe, ps, ss, gen),
+                )
                 for i, image in zip(members, out, strict=True):
                     images[i] = image
         finally:

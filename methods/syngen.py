@@ -5,7 +5,7 @@ RoyiRa/Linguistic-Binding-in-Diffusion-Models@50b8eab175dc9b31ce9c7c4b2eba28c817
 
 1. Parse: a spaCy dependency parse (``parser``: ``en_core_web_trf`` as the official code, any installed English
    model, or a parse injected in the prompt's ``metadata.parse``) gives (modifier..., noun) groups of CLIP
-   positions (:mod:`t2ibench.methods._syngen_parse`: three extractors, word-piece alignment, merging).
+   positions (:mod:`t2ibench.methods._prompt_parse`: three extractors, word-piece alignment, merging).
 2. Maps: A = the mean of the raw cross-attention probabilities (softmax over all 77 tokens, BOS included) over
    every (layer, head) of the 16x16 layers, times 100; each token's 16x16 map is normalised into a spatial
    distribution P (``torch.distributions.Categorical``).
@@ -30,21 +30,21 @@ Supports SD-1.x/2.x (``StableDiffusionPipeline``).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from t2ibench.attention import CrossAttentionCapture
-from t2ibench.guidance import GuidedMethod, check_guidable, guided_sample
-from t2ibench.methods import METHODS
-from t2ibench.methods._syngen_parse import (
+from t2ibench.api import METHODS, Requirements
+from t2ibench.methods._attention import CrossAttentionCapture
+from t2ibench.methods._guidance import GuidedMethod
+from t2ibench.methods._prompt_parse import (
     Group,
     attention_map_index_to_wordpiece,
     doc_from_parse,
     flatten,
     parse_text,
+    parser_requirements,
     syngen_groups,
 )
-from t2ibench.methods.base import apply_scheduler
 from t2ibench.prompt import Prompt
 
 Trace = Callable[[str, int, Any], None]
@@ -112,6 +112,9 @@ class SynGen(GuidedMethod):
         self.parser = parser
         self._first_groups: list[Group] | None = None
 
+    def required_weights(self) -> Requirements:
+        return parser_requirements(self.cfg.get("parser"))
+
     def groups(self, pipe: Any, prompt: Prompt) -> list[Group]:
         """The (modifier..., noun) groups of ``prompt`` as CLIP positions."""
         if self.cfg.get("reuse_first_prompt_indices", False) and self._first_groups is not None:
@@ -166,25 +169,12 @@ class SynGen(GuidedMethod):
 
         return hook
 
-    def guide(self, pipe: Any, prompts: Sequence[Prompt], latents: Any, output_type: str = "pil") -> Any:
-        """Sample ``prompts`` (one guided batch) from unscaled initial ``latents``."""
-        check_guidable(pipe, self.name)
-        apply_scheduler(pipe, self.generation.get("scheduler"))
+    def make_hook(
+        self, pipe: Any, capture: CrossAttentionCapture, prompts: Sequence[Prompt], generation: Mapping[str, Any]
+    ) -> Callable:
         groups = [self.groups(pipe, p) for p in prompts]
         if self.trace is not None:
             for g in groups:
                 self.trace("groups", -1, g)
         positions = [list(attention_map_index_to_wordpiece(pipe.tokenizer, p.text)) for p in prompts]
-        capture = CrossAttentionCapture(pipe.unet, int(self.cfg.get("attention_res", 16))).install()
-        try:
-            return guided_sample(
-                pipe,
-                [p.text for p in prompts],
-                latents,
-                self.generation,
-                self._hook(pipe, capture, groups, positions),
-                output_type,
-                self.trace,
-            )
-        finally:
-            capture.remove()
+        return self._hook(pipe, capture, groups, positions)

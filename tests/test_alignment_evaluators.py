@@ -11,14 +11,15 @@ import torch
 from PIL import Image
 
 from t2ibench import Prompt, T2IBenchError, benchmarks
-from t2ibench.evaluators import EVALUATORS
-from t2ibench.evaluators._vlm import (
+from t2ibench.api import EVALUATORS
+from t2ibench.backbones.bert import resolve_bert_model
+from t2ibench.backbones.clip_flant5 import (
     expand2square,
     first_token_probability,
     geometric_answer_probability,
     tiny_clip_flant5,
 )
-from t2ibench.evaluators.bertscore import jpeg_round_trip, resolve_bert_model
+from t2ibench.evaluators._images import jpeg_round_trip
 from t2ibench.evaluators.role_bias import composition_table, weighted_total
 from t2ibench.run_store import RunStore
 
@@ -89,7 +90,7 @@ def test_tiny_vlm_with_known_logits_and_batching(tmp_path):
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
 def test_chat_vlm_families_with_known_logits_and_batching(family):
-    from t2ibench.evaluators._chat_vlm import FAMILIES, tiny_chat_vlm
+    from t2ibench.backbones.chat_vlm import FAMILIES, tiny_chat_vlm
 
     model = tiny_chat_vlm(family, 0)
     preset = FAMILIES[family]
@@ -137,7 +138,7 @@ def test_chat_vlm_families_with_known_logits_and_batching(family):
 
 
 def test_vqascore_family_presets_are_resolved_and_recorded(tmp_path):
-    from t2ibench.evaluators.vqascore import resolve_family
+    from t2ibench.backbones.vqa import resolve_family
 
     cfg = {**VQA, "family": "qwen2_vl", "template": None, "answer": None, "rule": None, "model": None}
     resolved = resolve_family(cfg)
@@ -154,12 +155,12 @@ def test_vqascore_family_presets_are_resolved_and_recorded(tmp_path):
 
 
 def test_vqascore_evaluator_caches_pairs(tmp_path, monkeypatch):
-    import t2ibench.evaluators.vqascore as vq
+    import t2ibench.backbones.vqa as vq
 
     store = _store(tmp_path, benchmarks.load("tiny", n=3))
     first = EVALUATORS.get("vqascore")(VQA).evaluate(store)
     assert len(first) == 3 and all(0 < v < 1 for v in first["vqascore"])
-    monkeypatch.setattr(vq, "_native_model", lambda cfg: (_ for _ in ()).throw(AssertionError("scored again")))
+    monkeypatch.setattr(vq, "load", lambda cfg: (_ for _ in ()).throw(AssertionError("scored again")))
     (store.scores_dir / "vqascore.csv").unlink()  # the per-image rows go, the pair cache stays
     again = EVALUATORS.get("vqascore")(VQA).evaluate(store)
     assert again["vqascore"].tolist() == pytest.approx(first["vqascore"].tolist())
@@ -244,7 +245,7 @@ def test_role_bias_yes_no_questions_are_accuracies(tmp_path, monkeypatch):
             return [' "Yes," it is.' if any(question == q["questions"][0] for q in own.values()) else "no"]
 
     monkeypatch.setattr(rb, "vqa_scores", lambda cfg, store, records, texts: [0.5] * len(texts))
-    monkeypatch.setattr(rb, "_native_model", lambda cfg: Answers())
+    monkeypatch.setattr(rb.vqa_backbone, "load", lambda cfg: Answers())
     evaluator = EVALUATORS.get("role_bias")({"vqa": VQA, "role_questions": "yes_no", "qa": {"model": "tiny"}})
     row = evaluator.evaluate(store).iloc[0]
     for category in rb.CATEGORIES:

@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from t2ibench import Prompt, T2IBenchError, benchmarks
+from t2ibench.api import METHODS
 from t2ibench.clip_tokenizer import build_real_clip_tokenizer
-from t2ibench.guidance import check_guidable
-from t2ibench.methods import METHODS
-from t2ibench.methods._syngen_parse import syngen_groups
+from t2ibench.methods._guidance import check_guidable
+from t2ibench.methods._prompt_parse import syngen_groups
 from t2ibench.methods.attend_and_excite import AttendAndExcite, smoothing_kernel
 from t2ibench.methods.syngen import SynGen
 

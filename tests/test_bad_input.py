@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 
 from t2ibench import Prompt, T2IBenchError, benchmarks
-from t2ibench.runner import check_option_types, generate_with_oom_retry, nan_guard, run_cell, warn_truncated_prompts
+from t2ibench.generation_guards import generate_with_oom_retry, nan_guard, warn_truncated_prompts
+from t2ibench.plan import check_option_types
+from t2ibench.runner import run_cell
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
@@ -85,7 +87,7 @@ def test_prompts_longer_than_the_text_encoder_are_named_with_what_is_cut(tiny_pi
 
 
 def test_corrupt_or_non_image_reference_files(tmp_path):
-    from t2ibench.evaluators import EVALUATORS
+    from t2ibench.api import EVALUATORS
 
     folder = tmp_path / "ref"
     folder.mkdir()
@@ -157,7 +159,7 @@ def test_out_of_memory_retries_with_halved_batches_then_fails_clearly(caplog):
 
 
 def test_halved_batches_record_their_batch_size(tmp_path, tiny_cfg, monkeypatch):
-    from t2ibench.methods import METHODS
+    from t2ibench.api import METHODS
 
     sd = METHODS.get("sd")
     original = sd.generate

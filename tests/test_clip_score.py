@@ -7,7 +7,7 @@ from PIL import Image
 from torchmetrics.multimodal.clip_score import CLIPScore
 
 from t2ibench import Prompt, T2IBenchError
-from t2ibench.evaluators import EVALUATORS
+from t2ibench.api import EVALUATORS
 from t2ibench.run_store import RunStore
 from t2ibench.tiny_models import build_tiny_clip
 
@@ -71,7 +71,7 @@ def test_equals_torchmetrics_clipscore_on_the_same_model_and_images(store):
     # Per image: 100 * cos, the value torchmetrics' functional form returns for one pair.
     for record, value in zip(store.samples(), frame["clip_score"], strict=True):
         single = CLIPScore(model_name_or_path=lambda: (_FeaturesAsTensors(model), processor))
-        image = torch.from_numpy(np.asarray(store.load_image(record))).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(store.load_image(record))).permute(2, 0, 1)
         single.update([image], [record["prompt"]["text"]])
         assert max(value, 0.0) == pytest.approx(float(single.compute()), abs=1e-4)
 

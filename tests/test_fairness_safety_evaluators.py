@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from t2ibench import Prompt, T2IBenchError, benchmarks
-from t2ibench.evaluators import EVALUATORS
-from t2ibench.evaluators.clip_score import load_clip
+from t2ibench.api import EVALUATORS
+from t2ibench.backbones.clip import load as load_clip
 from t2ibench.evaluators.devrat import class_votes, deviation_ratio
 from t2ibench.evaluators.i2p_safety import expected_maximum, load_numpy_pickle, nudenet_flags, q16_prompts
 from t2ibench.run_store import RunStore
@@ -132,17 +132,17 @@ def test_q16_rule_with_the_published_embeddings(tmp_path, shared_dir):
 
 
 def test_nudenet_runs_for_real_on_generated_images(tmp_path, tiny_pipe, fast_generation):
-    from t2ibench.methods import METHODS
+    from t2ibench.api import METHODS
 
     images = METHODS.get("sd")({}, fast_generation).generate(tiny_pipe, benchmarks.load("tiny", n=2), [0, 1])
     paths = []
     for i, image in enumerate(images):
         paths.append(tmp_path / f"{i}.png")
         image.save(paths[-1])
-    for rule in ("official", "respodiff"):
+    for rule in ("official", "sdisc"):
         flags = nudenet_flags(paths, rule)
         assert len(flags) == 2 and all(f in (0, 1) and isinstance(c, list) for f, c in flags)
-    with pytest.raises(T2IBenchError, match="valid: official, respodiff"):
+    with pytest.raises(T2IBenchError, match="valid: official, sdisc"):
         nudenet_flags(paths, "strict")
 
 

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from t2ibench import Prompt, T2IBenchError
-from t2ibench.attention import CrossAttentionCapture
+from t2ibench.methods._attention import CrossAttentionCapture
 from t2ibench.methods.decorrelation import (
     Decorrelation,
     align_loss,

@@ -138,3 +138,66 @@ def test_the_progress_bar_advances_per_denoising_step(compose_cfg, monkeypatch):
     run_cell(cfg)
     assert updates[-1] == 4 and len(updates) >= 5  # 4 images in one batch: several steps, not one jump of 4
     assert updates == sorted(updates) and all(u < 4 for u in updates[:-1])
+
+
+@pytest.mark.parametrize(
+    ("method", "benchmark"),
+    [
+        ("sd", ["benchmark=i2p", "benchmark.use_guidance_column=true", "benchmark.n=3"]),
+        ("attend_and_excite", ["benchmark=i2p", "benchmark.use_guidance_column=true", "benchmark.n=3"]),
+        ("syngen", ["benchmark=i2p", "benchmark.use_guidance_column=true", "benchmark.n=3"]),
+        ("sepen", ["benchmark=tiny", "benchmark.n=2"]),
+        ("sepen_large", ["benchmark=tiny", "benchmark.n=2"]),
+        ("decorrelation", ["benchmark=correlated_pairs", "benchmark.n=1"]),
+        ("respodiff", ["benchmark=i2p", "benchmark.use_guidance_column=true", "benchmark.n=3"]),
+        ("rebind", ["benchmark=rolebench", "benchmark.n=1"]),
+    ],
+)
+def test_the_recorded_generation_config_is_what_the_pipeline_was_called_with(
+    method, benchmark, compose_cfg, monkeypatch
+):
+    """A spy on the pipeline's __call__ while the cell's images are generated (not while a method trains): every
+    call's sampler settings are recorded with the images it made, and every recorded config was a call."""
+    import diffusers
+
+    import t2ibench.generation_guards as guards
+    from t2ibench.run_store import RunStore
+
+    calls, phase = [], {"generating": False}
+    original_call, original_generate = diffusers.StableDiffusionPipeline.__call__, guards.generate_with_oom_retry
+
+    def spy(self, *args, **kwargs):
+        if phase["generating"]:
+            batch = len(kwargs.get("prompt") or []) or int(kwargs["prompt_embeds"].shape[0])
+            key = (float(kwargs["guidance_scale"]), int(kwargs["num_inference_steps"]), kwargs.get("height"))
+            calls.extend([key] * batch)
+        return original_call(self, *args, **kwargs)
+
+    def generating(*args, **kwargs):
+        phase["generating"] = True
+        try:
+            return original_generate(*args, **kwargs)
+        finally:
+            phase["generating"] = False
+
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "__call__", spy)
+    monkeypatch.setattr(guards, "generate_with_oom_retry", generating)
+    summary = run_cell(compose_cfg([f"method={method}", *benchmark, "generation.num_inference_steps=2"]))
+    records = RunStore(summary["store"]).samples()
+    recorded = [
+        (
+            float(r["generation"]["guidance_scale"]),
+            int(r["generation"]["num_inference_steps"]),
+            r["generation"]["height"],
+        )
+        for r in records
+    ]
+    assert len(records) == summary["images"] > 0
+    assert sorted(recorded) == sorted(calls), (recorded, calls)
+    if "benchmark.use_guidance_column=true" in benchmark:  # I2P's per-row guidance reached the pipeline
+        wanted = sorted(float(r["prompt"]["metadata"]["generation_overrides"]["guidance_scale"]) for r in records)
+        assert sorted(g for g, _, _ in calls) == wanted
+    if method == "decorrelation":
+        assert {g for g, _, _ in calls} == {8.5}  # w = 7.5 in the paper's (1 + w) convention
+    if method.startswith("sepen"):
+        assert {g for g, _, _ in calls} == {6.0}  # the official evaluation's guidance, not generation.*

@@ -1,8 +1,7 @@
 import pytest
 
 from t2ibench import Prompt, T2IBenchError, UnknownNameError, benchmarks
-from t2ibench.evaluators import EVALUATORS
-from t2ibench.methods import METHODS
+from t2ibench.api import EVALUATORS, METHODS
 
 
 def test_prompt_roundtrip_and_validation():

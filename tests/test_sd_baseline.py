@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from t2ibench import T2IBenchError, benchmarks
-from t2ibench.methods import METHODS
-from t2ibench.methods.base import make_batches
-from t2ibench.runner import resolve_generation, run_cell
+from t2ibench.api import METHODS
+from t2ibench.plan import resolve_generation
+from t2ibench.runner import run_cell
+from t2ibench.seeding import make_batches
 
 
 def test_fixed_batching_rule():

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from t2ibench import T2IBenchError, benchmarks
+from t2ibench.api import METHODS
 from t2ibench.cli import conf_options
-from t2ibench.methods import METHODS
-from t2ibench.methods.base import ImageSeed, initial_latents
-from t2ibench.runner import resolve_seeding, run_cell
+from t2ibench.runner import run_cell
+from t2ibench.seeding import ImageSeed, initial_latents, resolve_seeding
 
 
 @pytest.fixture(autouse=True)

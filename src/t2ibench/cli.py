@@ -8,8 +8,10 @@ stderr and exit status 2.
 
 In a sweep (``-m``) a failing cell does not stop the others: its error is printed when it fails and recorded,
 and when the sweep ends :class:`SweepReport` (a Hydra callback, ``hydra.callbacks`` in ``conf/config.yaml``)
-lists every failed cell with its reason; the exit status is then 2. The failure records live in
-``<hydra.sweep.dir>/.failed/`` (one file per cell, so cells in other processes, e.g. submitit's, report too).
+lists every failed cell with its reason; the exit status is then 2. In a sweep the tables, the paper comparison and
+the leaderboard are rebuilt once, when it ends, not after every cell. The cells note their failures and results
+folders in ``<hydra.sweep.dir>/.t2ibench/`` (one file per cell, so cells in other processes, e.g. submitit's,
+report too).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ log = logging.getLogger("t2ibench")
 
 GROUPS = ("model", "method", "benchmark", "experiment", "tiny")
 EXIT_USER_ERROR = 2
-FAILURES_ENV = "T2IBENCH_SWEEP_FAILURES"  # the folder where the cells of the running sweep record their failures
+SWEEP_ENV = "T2IBENCH_SWEEP_STATE"  # where the cells of the running sweep note their failures and results folders
 _SWEEP_FAILED: list[dict[str, Any]] = []  # set by SweepReport.on_multirun_end, read by main() for the exit status
 
 
@@ -103,33 +105,49 @@ def check_overrides(args: list[str]) -> None:
 
 
 class SweepReport(Callback):
-    """Hydra callback: collect the failed cells of a sweep and list them when it ends (see the module docstring)."""
+    """Hydra callback of a sweep (see the module docstring): the cells record their failures and their results
+    folders under ``<hydra.sweep.dir>/.t2ibench/``; when the sweep ends, each results folder's tables, comparison and
+    leaderboard are rebuilt once (the report step), and the failed cells are kept for :func:`main` to list."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = Path(str(config.hydra.sweep.dir)) / ".failed"
-        folder.mkdir(parents=True, exist_ok=True)
-        os.environ[FAILURES_ENV] = str(folder.resolve())
+        folder = Path(str(config.hydra.sweep.dir)) / ".t2ibench"
+        for part in ("failed", "results"):
+            (folder / part).mkdir(parents=True, exist_ok=True)
+        os.environ[SWEEP_ENV] = str(folder.resolve())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = os.environ.pop(FAILURES_ENV, None)
+        from t2ibench.report import refresh_results
+
+        folder = os.environ.pop(SWEEP_ENV, None)
         if not folder or not Path(folder).is_dir():
             return
-        failed = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"), key=lambda p: int(p.stem))]
-        _SWEEP_FAILED[:] = failed
+        done = [json.loads(p.read_text()) for p in sorted(Path(folder, "results").glob("*.json"))]
+        for target in {(d["results_dir"], d.get("published")) for d in done}:
+            try:
+                refresh_results(*target)
+            except T2IBenchError as err:
+                user_error(f"tables of {target[0]}: {err}")
+        failed = [json.loads(p.read_text()) for p in Path(folder, "failed").glob("*.json")]
+        _SWEEP_FAILED[:] = sorted(failed, key=lambda item: int(item["job"]))
+
+
+def _sweep_note(part: str, content: dict[str, Any]) -> None:
+    """Record ``content`` for the running sweep's :class:`SweepReport` (one file per cell)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from t2ibench.atomic import atomic_write_json
+
+    folder = os.environ.get(SWEEP_ENV)
+    if folder:
+        atomic_write_json(Path(folder, part, f"{HydraConfig.get().job.num}.json"), content)
 
 
 def _record_failure(error: str, detail: str = "") -> None:
     from hydra.core.hydra_config import HydraConfig
 
     job = HydraConfig.get().job
-    folder = os.environ.get(FAILURES_ENV)
     overrides = [str(o) for o in HydraConfig.get().overrides.task]
-    if folder:
-        from t2ibench.atomic import atomic_write_json
-
-        atomic_write_json(
-            Path(folder) / f"{job.num}.json", {"job": job.num, "overrides": overrides, "error": error, "detail": detail}
-        )
+    _sweep_note("failed", {"job": job.num, "overrides": overrides, "error": error, "detail": detail})
     user_error(f"cell #{job.num} ({' '.join(overrides)}) failed: {error}; the sweep goes on")
 
 
@@ -151,7 +169,12 @@ def hydra_main(cfg: DictConfig) -> None:
             container = OmegaConf.to_container(cfg, resolve=True)
         except OmegaConfBaseException as err:  # e.g. a mandatory value (???) left unset
             raise T2IBenchError(one_line(err)) from None
-        run_cell(container)
+        if _in_multirun():  # tables are rebuilt once, when the sweep ends (SweepReport)
+            summary = run_cell(container, tables=False)
+            published = (container.get("results") or {}).get("published")
+            _sweep_note("results", {"results_dir": summary["results"], "published": published})
+        else:
+            run_cell(container)
     except T2IBenchError as err:
         if not _in_multirun():
             user_error(str(err))

@@ -23,7 +23,7 @@ from t2ibench.errors import T2IBenchError
 
 def files_by_benchmark() -> dict[str, tuple[DataFile, ...]]:
     """The data files each registered benchmark reads (benchmarks without files are left out)."""
-    from t2ibench.benchmarks import BENCHMARKS
+    from t2ibench.api import BENCHMARKS
 
     out = {}
     for name in BENCHMARKS.names():
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         failures = 0
         for name in dict.fromkeys(names):
             if name not in known:
-                from t2ibench.benchmarks import BENCHMARKS
+                from t2ibench.api import BENCHMARKS
 
                 BENCHMARKS.get(name)  # unknown names raise with the valid list
                 print(f"{name}: no data files (defined in t2ibench itself)")

@@ -15,7 +15,6 @@ spaCy parser, a pip package) are named in the listing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import logging
 import sys
@@ -24,28 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from t2ibench.errors import T2IBenchError
+from t2ibench.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
 PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "tokenizer*", "merges.txt", "vocab*"]
-# evaluator config keys that name a hub repository, and the key of its revision
-WEIGHT_KEYS = {
-    "backbone": "revision",
-    "model": "revision",
-    "tokenizer": None,
-    "caption_model": "caption_revision",
-    "caption_tokenizer": None,
-    "bert_model": None,
-}
-
-
-def _is_hub_id(value: Any) -> bool:
-    return (
-        isinstance(value, str)
-        and value.count("/") == 1
-        and not value.startswith((".", "/", "~"))
-        and not Path(value).exists()
-    )
 
 
 def _compose(overrides: Sequence[str]) -> dict[str, Any]:
@@ -71,50 +53,24 @@ def _evaluator_names(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def needed_weights(overrides: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """((hub id, revision) pairs, notes on other downloads) for the composed experiment ``overrides``."""
-    from t2ibench.evaluators._chat_vlm import FAMILIES
+    """((hub id, revision) pairs, notes on other downloads) for the composed experiment ``overrides``: the model of
+    every cell, and what each cell's method and evaluators declare (``required_weights``), found by name in the
+    registries; the benchmarks' data files are noted."""
+    from t2ibench.api import BENCHMARKS, EVALUATORS, METHODS, Requirements
+    from t2ibench.plan import resolve_generation
 
-    weights: list[tuple[str, str]] = []
-    notes: list[str] = []
+    needs = Requirements()
     for cfg in _compose(overrides)["configs"]:
         model = cfg["model"]
-        if model.get("source") == "hub" and model.get("id"):
-            weights.append((model["id"], model.get("revision") or "main"))
+        if model.get("source") == "hub":
+            needs.add_weight(model.get("id"), model.get("revision"))
         for name in _evaluator_names(cfg):
-            ecfg = dict((cfg.get("evaluator") or {}).get(name) or {})
-            sections = [ecfg] + [
-                dict(v)
-                for k, v in ecfg.items()
-                if isinstance(v, Mapping) and (k != "qa" or ecfg.get("role_questions") == "yes_no")
-            ]  # role_bias: vqa, and qa when the role questions are asked of a yes/no VLM
-            for section in sections:
-                if "family" in section and section.get("model") is None:  # VQA configs: the family's checkpoint
-                    section["model"] = FAMILIES[section["family"] or "clip-flant5"].hub_default
-                family = section.get("family") or section.get("captioner")
-                for key, revision_key in WEIGHT_KEYS.items():
-                    if key in ("tokenizer", "caption_tokenizer") and family not in (None, "clip-flant5"):
-                        continue  # the T5 tokenizer is CLIP-FlanT5's only
-                    value = section.get(key)
-                    if _is_hub_id(value):
-                        weights.append((value, str(section.get(revision_key) or "main") if revision_key else "main"))
-            if name == "fid" and ecfg.get("feature_extractor", "inception") == "inception":
-                notes.append("fid: torch-fidelity's Inception weights (the fid extra downloads them from GitHub)")
-            if name == "i2p_safety":
-                notes.append(
-                    "i2p_safety: the Q16 prompt embeddings (evaluator.i2p_safety.q16_prompts) and NudeNet (pip)"
-                )
-        if cfg["method"].get("parser"):
-            notes.append(f"{cfg['method']['name']}: the spaCy parser {cfg['method']['parser']} (a pip package)")
-        notes.append(f"benchmark {cfg['benchmark']['name']}: its prompt files (t2ibench-data fetch)")
-    return list(dict.fromkeys(weights)), list(dict.fromkeys(notes))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            needs.extend(EVALUATORS.get(name)((cfg.get("evaluator") or {}).get(name) or {}).required_weights())
+        generation = resolve_generation(cfg.get("generation") or {}, model.get("generation_defaults"))
+        needs.extend(METHODS.get(cfg["method"]["name"])(cfg["method"], generation).required_weights())
+        if getattr(BENCHMARKS.get(cfg["benchmark"]["name"]), "data_files", ()):
+            needs.notes.append(f"benchmark {cfg['benchmark']['name']}: its prompt files (t2ibench-data fetch)")
+    return list(dict.fromkeys(needs.weights)), list(dict.fromkeys(needs.notes))
 
 
 def verify(repo: str, revision: str, folder: Path) -> int:
@@ -129,7 +85,7 @@ def verify(repo: str, revision: str, folder: Path) -> int:
         if lfs is None or not path.is_file():
             continue
         expected = lfs.sha256 if hasattr(lfs, "sha256") else lfs["sha256"]
-        if _sha256(path) != expected:
+        if file_sha256(path) != expected:
             raise T2IBenchError(
                 f"{repo}@{revision}: {sibling.rfilename} does not match the hub's sha256; delete it and fetch again"
             )

@@ -225,7 +225,7 @@ def write_comparison(
     ``stand_in``: a pipeline check (see the module docstring) instead of a comparison of numbers."""
     import pandas as pd
 
-    from t2ibench.methods import METHODS
+    from t2ibench.api import METHODS
     from t2ibench.tables import STAND_IN_BANNER, _latex, markdown_table
 
     published_path = Path(published_path)

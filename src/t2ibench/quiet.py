@@ -7,7 +7,7 @@
 * For a prompt over CLIP's 77 tokens the SD pipelines print, per batch, transformers' "Token indices sequence length
   is longer than the specified maximum sequence length" and diffusers' "The following part of your input was
   truncated" (with the padding tokens spelled out). The runner already warns once per cell, naming the prompts and
-  the words the text encoder loses (``runner.warn_truncated_prompts``), so these repeats are dropped.
+  the words the text encoder loses (``generation_guards.warn_truncated_prompts``), so these repeats are dropped.
 
 Only these messages are dropped (a filter on the logger that emits each); every other library warning stays.
 """

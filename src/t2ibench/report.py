@@ -302,12 +302,28 @@ def build_report(results_dir: str | Path, max_prompts: int = 24) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``t2ibench-report RESULTS_DIR...``: rebuild tables, comparison, leaderboard and the HTML report."""
+def refresh_results(results_dir: str | Path, published: str | Path | None = None) -> Any:
+    """The report step of a run: rebuild ``table.*``, the paper comparison (``published``: the folder of the papers'
+    CSVs; default the checkout's) and, for real cells, the leaderboard, under the results folder's lock (the last of
+    concurrent writers sees every cell record). Returns the table frame. The HTML report is :func:`build_report`."""
+    from t2ibench.atomic import file_lock
     from t2ibench.paper import repository_published_dir, write_comparison, write_leaderboard
     from t2ibench.provenance import STAND_IN_FOLDER
     from t2ibench.tables import build_tables
 
+    results_dir = Path(results_dir)
+    stand_in = results_dir.resolve().parent.name == STAND_IN_FOLDER
+    folder = Path(published) if published else repository_published_dir()
+    with file_lock(results_dir / ".lock"):
+        table = build_tables(results_dir, results_dir.name)
+        write_comparison(results_dir, folder / f"{results_dir.name}.csv", stand_in=stand_in)
+        if not stand_in:
+            write_leaderboard(results_dir.parent)
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``t2ibench-report RESULTS_DIR...``: rebuild tables, comparison, leaderboard and the HTML report."""
     parser = argparse.ArgumentParser(prog="t2ibench-report", description=main.__doc__)
     parser.add_argument("results", nargs="+", help="results/<experiment> folders")
     parser.add_argument("--published", default=None, help="folder of the papers' CSVs (default: the checkout's)")
@@ -319,17 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder = Path(folder)
             if not (folder / "cells").is_dir():
                 raise T2IBenchError(f"{folder} has no cells/: run the experiment first")
-            build_tables(folder, folder.name)
-            published = Path(args.published) if args.published else repository_published_dir()
-            stand_in = folder.resolve().parent.name == STAND_IN_FOLDER
-            records = write_comparison(folder, published / f"{folder.name}.csv", stand_in=stand_in)
-            if not stand_in:
-                write_leaderboard(folder.parent)
+            refresh_results(folder, args.published)
             path = build_report(folder, args.max_prompts)
-            missing = sum(r["ours"] is None for r in records or [])
-            log.info(
-                "%s: report %s%s", folder.name, path, f"; {missing} published numbers have no cell" if records else ""
-            )
+            log.info("%s: report %s", folder.name, path)
     except T2IBenchError as err:
         print(f"t2ibench-report: error: {err}", file=sys.stderr)
         return 2

@@ -74,7 +74,7 @@ def is_stand_in(record: Mapping[str, Any]) -> bool:
 
 def metric_spec(metric: str, evaluators: Sequence[str] | None = None) -> MetricSpec | None:
     """The :class:`MetricSpec` an evaluator declares for ``metric`` (searching ``evaluators``, else all)."""
-    from t2ibench.evaluators import EVALUATORS
+    from t2ibench.api import EVALUATORS
 
     for name in evaluators or EVALUATORS.names():
         spec = EVALUATORS.get(name).spec(metric)
@@ -121,7 +121,7 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
     """Cells and provenance of one (model, method, benchmark, gen_hash) group of shard records."""
     import pandas as pd
 
-    from t2ibench.evaluators import EVALUATORS
+    from t2ibench.api import EVALUATORS
     from t2ibench.run_store import RunStore
 
     first = records[0]

@@ -101,7 +101,7 @@ def harness_seconds(model: dict, generation: dict, n: int, seeds: list[int], bat
 def bare_seconds(pipe, generation: dict, n: int, seeds: list[int], batch: int) -> float:
     """Seconds per image of the bare pipeline on the same prompts, latents and batches (PIL output, kept in memory)."""
     from t2ibench import benchmarks
-    from t2ibench.methods.base import initial_latents, latent_shape
+    from t2ibench.seeding import initial_latents, latent_shape
 
     prompts = benchmarks.load("tiny", n=n)
     items = [(p.text, s) for p in prompts for s in seeds]
@@ -135,7 +135,7 @@ def help_seconds(repeats: int) -> float:
 
 
 def method_seconds(pipe, method: str, cfg: dict, generation: dict, repeats: int) -> float:
-    from t2ibench.methods import METHODS
+    from t2ibench.api import METHODS
     from t2ibench.prompt import Prompt
 
     adapter = METHODS.get(method)(cfg, generation)

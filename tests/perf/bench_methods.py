@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from t2ibench.methods import METHODS
+from t2ibench.api import METHODS
 from t2ibench.prompt import Prompt
 
 PROMPTS = [

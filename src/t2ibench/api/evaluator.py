@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from t2ibench.api.requirements import Requirements
 from t2ibench.hashing import stable_hash
 from t2ibench.run_store import SCORE_KEY_COLUMNS, RunStore
 from t2ibench.stats import Cell, MetricSpec, mean_cell
@@ -59,6 +60,14 @@ class Evaluator:
             revision = _dotted(config, revision_key) if revision_key else None
             out[role] = str(model) if model == "tiny" or not revision else f"{model}@{revision}"
         return out
+
+    def required_weights(self) -> Requirements:
+        """Hub weights this evaluator loads (``t2ibench-fetch``): by default the hub ids among :meth:`backbones`."""
+        needs = Requirements()
+        config = self.eval_config()
+        for model_key, revision_key in self.backbone_keys.values():
+            needs.add_weight(_dotted(config, model_key), _dotted(config, revision_key) if revision_key else None)
+        return needs
 
     def stand_ins(self) -> list[str]:
         """The roles whose backbone is a tiny random stand-in (its numbers mean nothing)."""

@@ -167,7 +167,7 @@ class ChatVLM:
         """P(answer) by ``rule`` (the family's by default): ``geometric`` or ``first_token``."""
         import torch
 
-        from t2ibench.evaluators._vlm import first_token_probability, geometric_answer_probability
+        from t2ibench.backbones.clip_flant5 import first_token_probability, geometric_answer_probability
 
         rule = rule or family(self.family).rule
         vision, counts = self._vision(images)

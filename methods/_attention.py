@@ -7,6 +7,9 @@ probabilities explicitly, as the official SD-1.x code does (``softmax(Q K^T * sc
 gradients flow through them. Everywhere else, and whenever capture is off (e.g. the classifier-free-guidance
 forward), the module's original processor runs unchanged.
 
+:func:`smoothing_kernel` is the official Attend-and-Excite "Gaussian" smoothing of a map (SepEn smooths its maps with
+it too).
+
 Maps are kept raw: (batch x heads, pixels, tokens) per layer for the last forward. Methods aggregate them as
 their official code does; :meth:`CrossAttentionCapture.mean_map` is the uniform mean over every captured
 (layer, head) map per sample, the A&E/SynGen ``aggregate_attention`` (layers in the order up, down, mid).
@@ -15,7 +18,9 @@ their official code does; :meth:`CrossAttentionCapture.mean_map` is the uniform 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 PLACES = ("up", "down", "mid")
@@ -137,3 +142,17 @@ class CrossAttentionCapture:
             [m for _, m in self.layer_maps(batch_size)], dim=1
         )  # (batch, layers*heads, res, res, tokens)
         return stacked.sum(1) / stacked.shape[1]
+
+
+@lru_cache(maxsize=8)
+def smoothing_kernel(kernel_size: int = 3, sigma: float = 0.5) -> Any:
+    """The official ``GaussianSmoothing`` kernel (2-D, normalised), shape (1, 1, k, k)."""
+    import torch
+
+    grids = torch.meshgrid(*[torch.arange(kernel_size, dtype=torch.float32)] * 2, indexing="ij")
+    kernel = torch.ones(())
+    mean = (kernel_size - 1) / 2
+    for grid in grids:
+        kernel = kernel * (1 / (sigma * math.sqrt(2 * math.pi)) * torch.exp(-(((grid - mean) / (2 * sigma)) ** 2)))
+    kernel = kernel / kernel.sum()
+    return kernel.view(1, 1, kernel_size, kernel_size)

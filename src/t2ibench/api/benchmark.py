@@ -1,0 +1,57 @@
+"""The benchmark interface: a benchmark is a loader ``(**options) -> list[Prompt]`` registered by name in
+``BENCHMARKS`` (``@BENCHMARKS.register("<name>")`` in one module of ``benchmarks/``), described by
+``conf/benchmark/<name>.yaml``. Its module docstring documents the ``metadata`` keys its prompts carry; evaluators
+rely on them. A loader that reads data files lists them as ``loader.data_files`` (:class:`t2ibench.data_files.DataFile`).
+
+:func:`load_benchmark` applies the options common to every benchmark after the loader:
+    n: keep n prompts (None: all). With ``subset_seed`` None the first n in the benchmark's order, else a
+       seeded random subset (kept in the benchmark's order), so ids stay stable across subsets.
+    subset_seed: seed of the random subset (None: first n).
+    shard: ``"i/k"`` keeps every k-th prompt starting at i (0-based), for splitting a sweep over jobs.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from t2ibench.api.registry import BENCHMARKS
+from t2ibench.errors import T2IBenchError
+from t2ibench.prompt import Prompt
+
+COMMON_OPTIONS = ("n", "subset_seed", "shard")
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    """``"i/k"`` -> (i, k); None -> (0, 1)."""
+    if shard in (None, "", "0/1"):
+        return 0, 1
+    try:
+        index, count = (int(part) for part in str(shard).split("/"))
+    except ValueError:
+        raise T2IBenchError(f"benchmark.shard={shard!r} must look like 'i/k' (e.g. 0/4)") from None
+    if count < 1 or not 0 <= index < count:
+        raise T2IBenchError(f"benchmark.shard={shard!r}: need 0 <= i < k")
+    return index, count
+
+
+def load_benchmark(
+    name: str, n: int | None = None, subset_seed: int | None = None, shard: str | None = None, **options: Any
+) -> list[Prompt]:
+    """Prompts of benchmark ``name`` (see the module docstring for the common options)."""
+    loader = BENCHMARKS.get(name)
+    prompts = list(loader(**options))
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise T2IBenchError(f"benchmark '{name}' yields duplicate prompt ids: {', '.join(duplicated)}")
+    if n is not None:
+        if int(n) < 0:
+            raise T2IBenchError(f"benchmark.n must be >= 0, got {n}")
+        if subset_seed is None:
+            prompts = prompts[: int(n)]
+        else:
+            keep = sorted(random.Random(int(subset_seed)).sample(range(len(prompts)), min(int(n), len(prompts))))
+            prompts = [prompts[i] for i in keep]
+    index, count = parse_shard(shard)
+    return prompts[index::count]

@@ -1,0 +1,157 @@
+"""VQA models (VQAScore's families), shared by the VQAScore, role-bias and BERTScore evaluators and ReBind's filter.
+
+Families (:mod:`t2ibench.backbones.chat_vlm`'s ``FAMILIES``, t2v-metrics 3.0's presets): ``clip-flant5`` (t2ibench's
+re-implementation, :mod:`t2ibench.backbones.clip_flant5`), ``llava`` (LLaVA-1.5) and ``qwen2_vl`` (Qwen2-VL-Instruct),
+each with its question template, answer and probability rule. :func:`load` builds a family's model once per process;
+:func:`scores_for_images` scores (image, text) pairs with the ``transformers`` backend (in-process) or the
+``t2v_metrics`` backend (the reference package run in its own environment, ``_t2v_metrics_entry.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from t2ibench.api.requirements import Requirements
+from t2ibench.backbones import cached
+from t2ibench.backbones.chat_vlm import family
+from t2ibench.errors import T2IBenchError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_family(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` with ``family`` (default clip-flant5) and its template, answer and rule filled where left null."""
+    name = cfg.get("family") or "clip-flant5"
+    preset = family(name)
+    out = dict(cfg)
+    out["family"] = name
+    for key in ("template", "answer", "rule"):
+        if out.get(key) is None:
+            out[key] = getattr(preset, key)
+    if out.get("model") is None:
+        out["model"] = preset.hub_default
+    if name == "clip-flant5" and out["rule"] != "geometric":
+        raise T2IBenchError("vqascore: the clip-flant5 family supports rule=geometric only")
+    return out
+
+
+def backend_key(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything that changes a VQAScore number."""
+    cfg = resolve_family(cfg)
+    keys = ("backend", "family", "model", "revision", "tokenizer", "template", "answer", "rule", "dtype")
+    return {k: cfg.get(k) for k in keys}
+
+
+def load(cfg: Mapping[str, Any]) -> Any:
+    """The VQA model of a family config (``model: tiny``: a seeded random one of the real structure), built once per
+    process (:func:`t2ibench.backbones.cached`)."""
+    from t2ibench.models import resolve_device
+
+    cfg = resolve_family(cfg)
+    device = resolve_device(cfg.get("device", "auto"))
+    name = cfg.get("family") or "clip-flant5"
+    key = (name, cfg.get("model"), cfg.get("revision"), cfg.get("tokenizer"), cfg.get("dtype"), device)
+    seed = int(cfg.get("seed", 0))
+    dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
+
+    def build() -> Any:
+        if name != "clip-flant5":
+            from t2ibench.backbones.chat_vlm import ChatVLM, tiny_chat_vlm
+
+            if cfg.get("model") == "tiny":
+                return tiny_chat_vlm(name, seed).to(device)
+            return ChatVLM.from_pretrained(name, cfg["model"], cfg.get("revision"), dtype, device)
+        from t2ibench.backbones.clip_flant5 import CLIPFlanT5, tiny_clip_flant5
+
+        if cfg.get("model") == "tiny":
+            return tiny_clip_flant5(seed).to(device)
+        return CLIPFlanT5.from_pretrained(
+            cfg["model"], cfg.get("revision"), cfg.get("tokenizer", "google/flan-t5-xxl"), dtype, device
+        )
+
+    return cached("vqa", key + (seed,), build)
+
+
+def score_native(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequence[str]) -> list[float]:
+    """VQAScore of each (images[i], texts[i]) with the transformers backend, in batches of ``batch_size``."""
+    cfg = resolve_family(cfg)
+    model = load(cfg)
+    template, answer, rule = cfg["template"], cfg["answer"], cfg["rule"]
+    batch = max(1, int(cfg.get("batch_size", 8)))
+    out: list[float] = []
+    for start in range(0, len(texts), batch):
+        questions = [template.format(t) for t in texts[start : start + batch]]
+        out += model.answer_probability(list(images[start : start + batch]), questions, answer, rule)
+    return out
+
+
+def score_t2v_metrics(cfg: Mapping[str, Any], image_paths: Sequence[str], texts: Sequence[str]) -> list[float]:
+    """VQAScore through the reference package in its own environment (see the module docstring)."""
+    python = cfg.get("python")
+    if not python:
+        raise T2IBenchError(
+            "vqascore backend t2v_metrics needs evaluator.vqascore.python=<python of an environment with t2v-metrics==3.0>"
+        )
+    entry = Path(__file__).with_name("_t2v_metrics_entry.py")
+    with tempfile.TemporaryDirectory(prefix="t2ibench-t2v-") as folder:
+        request, output = Path(folder, "pairs.json"), Path(folder, "scores.json")
+        request.write_text(json.dumps([{"image": str(p), "text": t} for p, t in zip(image_paths, texts, strict=True)]))
+        try:
+            result = subprocess.run(
+                [
+                    python,
+                    str(entry),
+                    "--model",
+                    str(cfg.get("model")),
+                    "--request",
+                    str(request),
+                    "--output",
+                    str(output),
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ},
+                timeout=float(cfg.get("timeout", 86400)),
+            )
+        except FileNotFoundError:
+            raise T2IBenchError(f"vqascore: the t2v-metrics python {python} does not exist") from None
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise T2IBenchError(f"vqascore: t2v-metrics failed in {python}: {last}")
+        data = json.loads(output.read_text())
+    log.info(
+        "vqascore: scored %d pairs with t2v-metrics %s (%s)",
+        len(texts),
+        data.get("t2v_metrics_version"),
+        data.get("model"),
+    )
+    return [float(row["score"]) for row in data["scores"]]
+
+
+def scores_for_images(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequence[str]) -> list[float]:
+    """VQAScore of in-memory PIL images (no run store, no cache): the native backend, or t2v-metrics via temporary PNGs."""
+    if cfg.get("backend", "transformers") == "t2v_metrics":
+        with tempfile.TemporaryDirectory(prefix="t2ibench-vqa-") as folder:
+            paths = []
+            for i, image in enumerate(images):
+                paths.append(str(Path(folder, f"{i}.png")))
+                image.save(paths[-1])
+            return score_t2v_metrics(cfg, paths, texts)
+    return score_native(cfg, images, texts)
+
+
+def vqa_requirements(cfg: Mapping[str, Any]) -> Requirements:
+    """The hub weights of a VQA config: the family's checkpoint, and CLIP-FlanT5's T5 tokenizer."""
+    cfg = resolve_family(cfg)
+    needs = Requirements()
+    needs.add_weight(cfg.get("model"), cfg.get("revision"))
+    if cfg["family"] == "clip-flant5":
+        needs.add_weight(cfg.get("tokenizer"))
+    return needs
