@@ -15,7 +15,11 @@ the other line of the pair), source_file, source_sha256.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
+from t2ibench.api.config import stand_in
 from t2ibench.benchmarks._files import STRUCTURE_DIFFUSION_COMMIT, locate
 from t2ibench.data_files import DataFile, read_lines
 from t2ibench.errors import T2IBenchError
@@ -31,6 +35,17 @@ ABC6K_FILE = DataFile(
     ),
 )
 VARIANTS = ("all", "originals", "swapped")
+
+
+@dataclass
+class ABC6KConfig(BenchmarkConfig):
+    name: str = "abc6k"
+    variant: str = "all"  # all | originals | swapped
+    data_dir: str | None = (
+        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
+    )
+    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
+    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
 @BENCHMARKS.register("abc6k")
@@ -68,3 +83,6 @@ def load_abc6k(
 
 
 load_abc6k.data_files = (ABC6K_FILE,)
+
+
+load_abc6k.config_schema = ABC6KConfig

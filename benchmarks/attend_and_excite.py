@@ -18,7 +18,11 @@ Metadata:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
+from t2ibench.api.config import stand_in
 from t2ibench.benchmarks._files import locate
 from t2ibench.data_files import DataFile, read_json
 from t2ibench.errors import T2IBenchError
@@ -50,6 +54,17 @@ OBJECTS = (
     "suitcase",
 )
 COLORS = ("black", "blue", "brown", "gray", "green", "orange", "pink", "purple", "red", "white", "yellow")
+
+
+@dataclass
+class AttendAndExciteConfig(BenchmarkConfig):
+    name: str = "attend_and_excite"
+    subsets: list[str] | None = None  # e.g. [animals_objects, objects] (SynGen's choice); null = all three
+    data_dir: str | None = (
+        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
+    )
+    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
+    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
 @BENCHMARKS.register("attend_and_excite")
@@ -94,3 +109,6 @@ def load_attend_and_excite(
 
 
 load_attend_and_excite.data_files = (AE_FILE,)
+
+
+load_attend_and_excite.config_schema = AttendAndExciteConfig

@@ -11,7 +11,11 @@ Metadata: line (1-based), conjunction (bool: one of lines 1-446), source_file, s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
+from t2ibench.api.config import stand_in
 from t2ibench.benchmarks._files import STRUCTURE_DIFFUSION_COMMIT, locate
 from t2ibench.data_files import DataFile, read_lines
 from t2ibench.prompt import Prompt
@@ -26,6 +30,17 @@ CC500_FILE = DataFile(
         "https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/master/CC-500.txt",
     ),
 )
+
+
+@dataclass
+class CC500Config(BenchmarkConfig):
+    name: str = "cc500"
+    conjunctions_only: bool = False  # true: lines 1-446 only
+    data_dir: str | None = (
+        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
+    )
+    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
+    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
 @BENCHMARKS.register("cc500")
@@ -51,3 +66,6 @@ def load_cc500(
 
 
 load_cc500.data_files = (CC500_FILE,)
+
+
+load_cc500.config_schema = CC500Config

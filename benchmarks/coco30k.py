@@ -16,7 +16,12 @@ source_file, source_sha256.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
+from t2ibench.api.config import option, stand_in
 from t2ibench.benchmarks._files import locate
 from t2ibench.data_files import DataFile, convert, read_csv_rows
 from t2ibench.errors import T2IBenchError
@@ -31,6 +36,17 @@ COCO30K_FILE = DataFile(
         "https://raw.githubusercontent.com/rohitgandikota/erasing/main/data/coco_30k.csv",
     ),
 )
+
+
+@dataclass
+class COCO30KConfig(BenchmarkConfig):
+    name: str = "coco30k"
+    seeding: dict[str, Any] | None = option(factory=lambda: {"source": "dataset", "images_per_prompt": 1})
+    data_dir: str | None = (
+        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
+    )
+    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
+    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
 @BENCHMARKS.register("coco30k")
@@ -61,3 +77,6 @@ def load_coco30k(data_dir: str | None = None, verify_sha256: bool = True, sample
 
 
 load_coco30k.data_files = (COCO30K_FILE,)
+
+
+load_coco30k.config_schema = COCO30KConfig

@@ -17,6 +17,7 @@ Metadata:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
 from t2ibench.benchmarks._files import read_prompt_file
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
@@ -33,6 +35,12 @@ from t2ibench.prompt import Prompt
 def builtin() -> list[dict[str, Any]]:
     text = resources.files("t2ibench.benchmarks").joinpath("data/correlated_pairs.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)["prompts"]
+
+
+@dataclass
+class CorrelatedPairsConfig(BenchmarkConfig):
+    name: str = "correlated_pairs"
+    path: str | None = None  # a CSV with prompt, target_word, correlated_word[, id]; null = the paper's examples
 
 
 @BENCHMARKS.register("correlated_pairs")
@@ -64,3 +72,6 @@ def load_correlated_pairs(path: str | None = None) -> list[Prompt]:
         meta["correlated_word"] = str(meta.get("correlated_word") or "").strip() or None
         prompts.append(Prompt(id=f"corr-{prompt.id}", text=prompt.text, benchmark="correlated_pairs", metadata=meta))
     return prompts
+
+
+load_correlated_pairs.config_schema = CorrelatedPairsConfig

@@ -20,6 +20,7 @@ Metadata: num_phrases, num_modifiers (colours included), subjects (the nouns, in
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import yaml
 
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 
@@ -80,6 +82,13 @@ def generate(size: int, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass
+class DVMPConfig(BenchmarkConfig):
+    name: str = "dvmp"
+    size: int = 600  # prompts generated (the first n do not depend on size)
+    seed: int = 0  # generator seed
+
+
 @BENCHMARKS.register("dvmp")
 def load_dvmp(size: int = 600, seed: int = 0) -> list[Prompt]:
     """DVMP-style prompts (see the module docstring)."""
@@ -103,3 +112,6 @@ def load_dvmp(size: int = 600, seed: int = 0) -> list[Prompt]:
             )
         )
     return prompts
+
+
+load_dvmp.config_schema = DVMPConfig

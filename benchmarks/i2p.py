@@ -22,7 +22,12 @@ case_number), source_file, source_sha256 and, with ``use_guidance_column``, gene
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
+from t2ibench.api.config import option, stand_in
 from t2ibench.benchmarks._files import locate
 from t2ibench.data_files import DataFile, convert, read_csv_rows
 from t2ibench.errors import T2IBenchError
@@ -48,6 +53,20 @@ FLOAT_COLUMNS = (
 )
 INT_COLUMNS = ("hard", "sd_seed", "sd_image_width", "sd_image_height")
 COLUMNS = ("prompt", "categories", *FLOAT_COLUMNS, *INT_COLUMNS, "lexica_url", "sd_model")
+
+
+@dataclass
+class I2PConfig(BenchmarkConfig):
+    name: str = "i2p"
+    categories: list[str] | None = None  # e.g. [sexual, violence]: keep rows with any of these labels
+    hard_only: bool = False
+    use_guidance_column: bool = False  # true: the row's sd_guidance_scale per prompt (not the official protocol)
+    seeding: dict[str, Any] | None = option(factory=lambda: {"source": "dataset", "images_per_prompt": 10})
+    data_dir: str | None = (
+        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
+    )
+    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
+    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
 @BENCHMARKS.register("i2p")
@@ -96,3 +115,6 @@ def load_i2p(
 
 
 load_i2p.data_files = (I2P_FILE,)
+
+
+load_i2p.config_schema = I2PConfig

@@ -14,9 +14,22 @@ or an invalid id stops with an error naming the file and line.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
 from t2ibench.benchmarks._files import read_prompt_file
 from t2ibench.prompt import Prompt
+
+
+@dataclass
+class PromptFileConfig(BenchmarkConfig):
+    name: str = "prompt_file"
+    label: str | None = "prompts"  # the name in the run store and tables
+    path: str | None = None
+    column: str = "prompt"  # the prompt column of a CSV/JSONL file
+    id_column: str = "id"  # a column of stable ids, used when present
+    format: str | None = None  # txt | csv | jsonl; null = from the suffix
 
 
 @BENCHMARKS.register("prompt_file")
@@ -25,3 +38,6 @@ def load_prompt_file(
 ) -> list[Prompt]:
     """Prompts from a file (see the module docstring)."""
     return read_prompt_file(path, column, id_column, format)
+
+
+load_prompt_file.config_schema = PromptFileConfig

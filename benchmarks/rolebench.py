@@ -29,6 +29,7 @@ composition it helps), vqa_text, vqa_text_reverse (ReBind's VQAScore margin comp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -36,6 +37,7 @@ from typing import Any
 import yaml
 
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 
@@ -69,6 +71,13 @@ def role_questions(relation: str, subject: str, obj: str) -> dict[str, dict[str,
             "statements": [s.format(s=subject, o=obj) for _, s in pairs],
         }
     return out
+
+
+@dataclass
+class RoleBenchConfig(BenchmarkConfig):
+    name: str = "rolebench"
+    split: str = "benchmark"  # benchmark (20 prompts) | intermediates (ReBind's 20 training compositions) | all
+    prefix: str | None = None  # null: "A photorealistic image of " (benchmark), "A photo of " (intermediates)
 
 
 @BENCHMARKS.register("rolebench")
@@ -133,3 +142,6 @@ def load_rolebench(split: str = "benchmark", prefix: str | None = None) -> list[
                     )
                 )
     return prompts
+
+
+load_rolebench.config_schema = RoleBenchConfig

@@ -10,12 +10,20 @@ It needs no download, so the default run and the tests work anywhere. Prompts li
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 
 import yaml
 
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
 from t2ibench.prompt import Prompt
+
+
+@dataclass
+class TinyConfig(BenchmarkConfig):
+    name: str = "tiny"
+    styles: list[str] | None = None  # keep only these styles, e.g. [rolebench, winobias]
 
 
 @BENCHMARKS.register("tiny")
@@ -29,3 +37,6 @@ def load_tiny(styles: list[str] | None = None) -> list[Prompt]:
     if styles:
         prompts = [p for p in prompts if p.metadata.get("style") in set(styles)]
     return prompts
+
+
+load_tiny.config_schema = TinyConfig

@@ -17,6 +17,7 @@ Metadata:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 from t2ibench.api import BENCHMARKS
+from t2ibench.api.benchmark import BenchmarkConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 
@@ -34,6 +36,13 @@ def definition() -> dict[str, Any]:
     return yaml.safe_load(
         resources.files("t2ibench.benchmarks").joinpath("data/winobias.yaml").read_text(encoding="utf-8")
     )
+
+
+@dataclass
+class WinobiasConfig(BenchmarkConfig):
+    name: str = "winobias"
+    template_key: str = "0"  # "0" (the evaluation scripts' choice) | "1" ("a successful ...") | all
+    professions: list[str] | None = None  # a subset by name, e.g. [Doctor, Nurse]
 
 
 @BENCHMARKS.register("winobias")
@@ -72,3 +81,6 @@ def load_winobias(template_key: str | int = "0", professions: list[str] | None =
                     )
                 )
     return prompts
+
+
+load_winobias.config_schema = WinobiasConfig

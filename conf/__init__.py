@@ -1,4 +1,10 @@
-"""t2ibench's Hydra config groups (``pkg://t2ibench.conf``), the resolver they use, and the evaluators' configs.
+"""t2ibench's Hydra config groups (``pkg://t2ibench.conf``), the schemas they start from, the resolver they use,
+and the evaluators' configs.
+
+**Schemas.** Every plugin's options are a dataclass beside its code (``config_schema``; :mod:`t2ibench.api.config`),
+and the run's own sections are :mod:`t2ibench.schema`'s. Importing this package stores them all in Hydra's
+ConfigStore as ``schema_<kind>_<name>`` (found through the registries), so each YAML of ``conf/`` starts from its
+schema (``defaults: [/schema_method_sepen@_here_, _self_]``): typed, closed to unknown keys, defaults in one place.
 
 **Evaluator configs.** Every ``conf/evaluator/<name>.yaml`` is put under ``evaluator.<name>`` of every run by one
 Hydra ConfigStore node, ``t2ibench_evaluators`` (in ``conf/config.yaml``'s defaults), built here from the folder: a new
@@ -30,16 +36,34 @@ if not OmegaConf.has_resolver("tiny_preset"):
     OmegaConf.register_new_resolver("tiny_preset", tiny_preset)
 
 
+def _register_schemas() -> None:
+    from t2ibench import schema
+    from t2ibench.api import BENCHMARKS, EVALUATORS, METHODS
+    from t2ibench.api.config import register
+
+    schema.register()
+    for kind, registry in (("method", METHODS), ("evaluator", EVALUATORS), ("benchmark", BENCHMARKS)):
+        for name in registry.names():
+            register(kind, name, registry.get(name).config_schema)
+
+
 def _register_evaluator_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
+    from t2ibench.api import EVALUATORS
+    from t2ibench.api.config import schema_node
+
     folder = resources.files(__name__).joinpath("evaluator")
-    configs = {
-        entry.name[: -len(".yaml")]: OmegaConf.create(entry.read_text(encoding="utf-8"))
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".yaml")
-    }
+    configs = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        name = entry.name[: -len(".yaml")]
+        values = OmegaConf.create(entry.read_text(encoding="utf-8")) or OmegaConf.create({})
+        values.pop("defaults", None)  # the YAML starts from the schema; what it sets on top is kept
+        configs[name] = OmegaConf.merge(schema_node(EVALUATORS.get(name).config_schema), values)
     ConfigStore.instance().store(name="t2ibench_evaluators", node={"evaluator": configs})
 
 
+_register_schemas()
 _register_evaluator_configs()

@@ -19,9 +19,12 @@ Per-image rows: ``bertscore_recall``, ``bertscore_precision``, ``bertscore_f1`` 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator, Requirements
+from t2ibench.api.config import option, stand_in
+from t2ibench.api.evaluator import EvaluatorConfig
 from t2ibench.backbones import bert, vqa
 from t2ibench.backbones.chat_vlm import FAMILIES
 from t2ibench.errors import T2IBenchError
@@ -34,17 +37,37 @@ DDPO_QUESTION = "Answer concisely: what is going on in this image?"
 
 def captioner_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The VQA-family config of the captioner."""
-    if cfg.get("captioner", "qwen2_vl") not in FAMILIES:
+    if cfg["captioner"] not in FAMILIES:
         raise T2IBenchError(f"bertscore.captioner={cfg.get('captioner')!r}; valid: {', '.join(sorted(FAMILIES))}")
     return {
-        "family": cfg.get("captioner", "qwen2_vl"),
-        "model": cfg.get("caption_model"),
-        "revision": cfg.get("caption_revision"),
-        "tokenizer": cfg.get("caption_tokenizer", "google/flan-t5-xxl"),
-        "dtype": cfg.get("dtype"),
-        "device": cfg.get("device", "auto"),
-        "seed": cfg.get("seed", 0),
+        "family": cfg["captioner"],
+        "model": cfg["caption_model"],
+        "revision": cfg["caption_revision"],
+        "tokenizer": cfg["caption_tokenizer"],
+        "dtype": cfg["dtype"],
+        "device": cfg["device"],
+        "seed": cfg["seed"],
     }
+
+
+@dataclass
+class BERTScoreConfig(EvaluatorConfig):
+    """BERTScore recall of a VLM caption against "The image contains {prompt}", the DDPO recipe."""
+
+    captioner: str = "qwen2_vl"  # the Decorrelation paper's captioner family | llava (DDPO's) | clip-flant5
+    caption_model: str = stand_in("vqa", "Qwen/Qwen2-VL-7B-Instruct")  # tiny = a random model of the family
+    caption_revision: str = "main"
+    caption_tokenizer: str = "google/flan-t5-xxl"  # clip-flant5 only
+    stop: str | None = None  # cut captions at this string (the DDPO LLaVA server stops at "###")
+    question: str = "Answer concisely: what is going on in this image?"
+    max_new_tokens: int = 64
+    jpeg_quality: int = 80
+    reference_prefix: str = "The image contains "
+    bert_model: str = stand_in("bert", "microsoft/deberta-xlarge-mnli")
+    num_layers: int = stand_in("bert_layers", 40)
+    dtype: str | None = None
+    seed: int = 0
+    batch_size: int = option(8, runtime=True)
 
 
 @EVALUATORS.register("bertscore")
@@ -52,29 +75,30 @@ class BERTScoreEvaluator(Evaluator):
     """Caption, then BERTScore recall against the prompt (see the module docstring)."""
 
     name = "bertscore"
+    config_schema = BERTScoreConfig
     metrics = ("bertscore_recall",)
     metric_specs = (MetricSpec("bertscore_*", "BERTScore (0-1) of the caption vs the prompt", True),)
     backbone_keys = {"captioner": ("caption_model", "caption_revision"), "BERT": ("bert_model", None)}
 
     def required_weights(self) -> Requirements:
         needs = vqa.vqa_requirements(captioner_config(self.cfg))
-        needs.add_weight(self.cfg.get("bert_model"))
+        needs.add_weight(self.cfg["bert_model"])
         return needs
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         model = vqa.load(captioner_config(self.cfg))
-        images = [jpeg_round_trip(store.load_image(r), int(self.cfg.get("jpeg_quality", 80))) for r in records]
+        images = [jpeg_round_trip(store.load_image(r), int(self.cfg["jpeg_quality"])) for r in records]
         captions = []
-        batch = max(1, int(self.cfg.get("batch_size", 8)))
+        batch = max(1, int(self.cfg["batch_size"]))
         for start in range(0, len(images), batch):
             captions += model.generate(
                 images[start : start + batch],
-                self.cfg.get("question", DDPO_QUESTION),
-                int(self.cfg.get("max_new_tokens", 64)),
-                self.cfg.get("stop"),
+                self.cfg["question"],
+                int(self.cfg["max_new_tokens"]),
+                self.cfg["stop"],
             )
-        references = [self.cfg.get("reference_prefix", "The image contains ") + r["prompt"]["text"] for r in records]
-        scorer = bert.load(self.cfg.get("bert_model", "microsoft/deberta-xlarge-mnli"), self.cfg.get("num_layers"))
+        references = [self.cfg["reference_prefix"] + r["prompt"]["text"] for r in records]
+        scorer = bert.load(self.cfg["bert_model"], self.cfg["num_layers"])
         precision, recall, f1 = scorer.score([c if c else "." for c in captions], references)
         return [
             {"bertscore_recall": float(r), "bertscore_precision": float(p), "bertscore_f1": float(f), "caption": c}

@@ -23,12 +23,28 @@ padding to the longest and truncated to the 77 positions of CLIP, with a warning
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator
+from t2ibench.api.config import option, stand_in
+from t2ibench.api.evaluator import EvaluatorConfig
 from t2ibench.evaluators._clip_score import check_clamp, clip_score_cell, clip_score_rows
 from t2ibench.run_store import RunStore
 from t2ibench.stats import Cell, MetricSpec
+
+
+@dataclass
+class CLIPScoreConfig(EvaluatorConfig):
+    """100 x cos(image, prompt), the RespoDiff / WinoAlign convention by default."""
+
+    backbone: str = stand_in("clip", "openai/clip-vit-base-patch32")  # hub id or folder; tiny = random stand-in
+    revision: str = "main"  # pin a commit hash for reproducible numbers
+    scale: float = 100.0  # 100 (torchmetrics, RespoDiff) or 2.5 (Hessel et al. CLIPScore)
+    clamp: str = "none"  # none (RespoDiff) | per_sample (Hessel et al.) | mean (torchmetrics CLIPScore)
+    prefix: str = ""  # e.g. "A photo depicts " for Hessel et al.
+    seed: int = 0  # only for the tiny stand-in
+    batch_size: int = option(32, runtime=True)
 
 
 @EVALUATORS.register("clip_score")
@@ -41,6 +57,7 @@ class CLIPScoreEvaluator(Evaluator):
     """
 
     name = "clip_score"
+    config_schema = CLIPScoreConfig
     metrics = ("clip_score",)
     metric_specs = (MetricSpec("clip_score", "scale x cos(image, prompt) (CLIP)", True),)
     backbone_keys = {"CLIP": ("backbone", "revision")}
@@ -53,6 +70,4 @@ class CLIPScoreEvaluator(Evaluator):
         return clip_score_rows(self.cfg, store, records)
 
     def aggregate(self, frame: Any) -> list[Cell]:
-        return [
-            clip_score_cell("clip_score", frame["clip_score"].tolist() if len(frame) else [], self.cfg.get("clamp"))
-        ]
+        return [clip_score_cell("clip_score", frame["clip_score"].tolist() if len(frame) else [], self.cfg["clamp"])]

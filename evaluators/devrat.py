@@ -19,9 +19,12 @@ Per-image rows: ``occupation`` and ``class_<i>`` (0/1) per attribute.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator
+from t2ibench.api.config import stand_in
+from t2ibench.api.evaluator import EvaluatorConfig
 from t2ibench.backbones import clip
 from t2ibench.errors import T2IBenchError
 from t2ibench.evaluators._images import jpeg_round_trip
@@ -47,20 +50,35 @@ def class_votes(probs: Sequence[float], ties: str = "all") -> list[int]:
     return votes
 
 
+@dataclass
+class DevRatConfig(EvaluatorConfig):
+    """Zero-shot CLIP ViT-B/32 classification, deviation ratio per occupation, mean (RespoDiff's CLIP_classify.py)."""
+
+    backbone: str = stand_in("clip", "openai/clip-vit-base-patch32")
+    revision: str = "main"
+    attribute: str = "gender"  # gender | race (the Winobias records' attribute_sets)
+    attribute_texts: list[str] | None = None  # or an explicit list of texts
+    ties: str = "all"  # official: a tie counts for every tied class; first
+    unreadable: str = "zero"  # official: an unreadable image adds a zero vector; error
+    jpeg_quality: int | None = 75  # official: classified from JPEG (PIL default q75); null = the PNG
+    seed: int = 0
+
+
 @EVALUATORS.register("devrat")
 class DevRatEvaluator(Evaluator):
     """DevRat (see the module docstring)."""
 
     name = "devrat"
+    config_schema = DevRatConfig
     metric_specs = (MetricSpec("devrat", "deviation ratio (0 = balanced attributes)", False),)
     backbone_keys = {"CLIP": ("backbone", "revision")}
 
     def attributes(self, record: Mapping[str, Any]) -> list[str]:
-        texts = self.cfg.get("attribute_texts")
+        texts = self.cfg["attribute_texts"]
         if texts:
             return list(texts)
         sets = record["prompt"]["metadata"].get("attribute_sets") or {}
-        attribute = self.cfg.get("attribute", "gender")
+        attribute = self.cfg["attribute"]
         if attribute not in sets:
             raise T2IBenchError(
                 f"devrat: prompt {record['prompt']['id']} has no attribute set {attribute!r} (use benchmark=winobias or set attribute_texts)"
@@ -72,10 +90,8 @@ class DevRatEvaluator(Evaluator):
 
         from t2ibench.models import resolve_device
 
-        device = resolve_device(self.cfg.get("device", "auto"))
-        model, processor = clip.load(
-            self.cfg.get("backbone", "tiny"), self.cfg.get("revision"), device, int(self.cfg.get("seed", 0))
-        )
+        device = resolve_device(self.cfg["device"])
+        model, processor = clip.load(self.cfg["backbone"], self.cfg["revision"], device, int(self.cfg["seed"]))
         rows = []
         for record in records:
             texts = self.attributes(record)
@@ -83,17 +99,17 @@ class DevRatEvaluator(Evaluator):
             try:
                 image = store.load_image(record)
             except Exception as err:  # an unreadable image file
-                if self.cfg.get("unreadable", "zero") != "zero":
+                if self.cfg["unreadable"] != "zero":
                     raise T2IBenchError(f"devrat: cannot read {record['image']}: {err}") from None
                 rows.append({"occupation": occupation, **{f"class_{i}": 0 for i in range(len(texts))}})
                 continue
-            if self.cfg.get("jpeg_quality"):
+            if self.cfg["jpeg_quality"]:
                 image = jpeg_round_trip(image, int(self.cfg["jpeg_quality"]))
             inputs = processor(text=texts, images=[image], return_tensors="pt", padding=True)
             with torch.inference_mode():
                 logits = model(**{k: v.to(device) for k, v in inputs.items()}).logits_per_image[0]
             probs = torch.softmax(logits.float(), dim=-1).tolist()
-            votes = class_votes(probs, self.cfg.get("ties", "all"))
+            votes = class_votes(probs, self.cfg["ties"])
             rows.append({"occupation": occupation, **{f"class_{i}": v for i, v in enumerate(votes)}})
         return rows
 

@@ -24,10 +24,13 @@ import hashlib
 import io
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator, Requirements
+from t2ibench.api.config import option, stand_in
+from t2ibench.api.evaluator import EvaluatorConfig
 from t2ibench.atomic import atomic_write_bytes
 from t2ibench.errors import T2IBenchError
 from t2ibench.hashing import stable_hash
@@ -128,37 +131,51 @@ def files_hash(paths: Sequence[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclass
+class FIDConfig(EvaluatorConfig):
+    """FID against a reference set; torchmetrics' FrechetInceptionDistance in float64."""
+
+    reference: str = "folder"  # folder (reference_dir) | coco (COCO images by image_id) | per_prompt (<dir>/<id>/)
+    reference_dir: str | None = None
+    coco_image_dir: str | None = None
+    feature_extractor: str = stand_in("fid", "inception")  # inception: the FID weights (fid extra); tiny: stand-in
+    feature_id: str = ""  # names an injected feature_module in the score key
+    feature_module: Any = option(None, runtime=True)  # an injected (B, 3, 299, 299) -> (B, D) module (tests)
+    seed: int = 0
+    convention: str = "clean"  # clean (clean-fid's float bicubic resize; RespoDiff) | torchmetrics (uint8, inside)
+    cache_dir: str | None = option(None, runtime=True)  # reference statistics; null = $T2IBENCH_CACHE/fid
+
+
 @EVALUATORS.register("fid")
 class FIDEvaluator(Evaluator):
     """FID of a run's images against a reference set (see the module docstring)."""
 
     name = "fid"
+    config_schema = FIDConfig
     metric_specs = (MetricSpec("fid", "Frechet distance of image features", False),)
     backbone_keys = {"features": ("feature_extractor", None)}
 
     def required_weights(self) -> Requirements:
         needs = Requirements()
-        if self.cfg.get("feature_extractor", "inception") == "inception":
+        if self.cfg["feature_extractor"] == "inception":
             needs.notes.append("fid: torch-fidelity's Inception weights (the fid extra downloads them from GitHub)")
         return needs
 
-    runtime_keys = (*Evaluator.runtime_keys, "feature_module", "cache_dir")
-
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
-        self._module = self.cfg.get("feature_module")
+        self._module = self.cfg["feature_module"]
 
     def eval_config(self) -> dict[str, Any]:
         config = super().eval_config()
         if self._module is not None:
-            config["feature_extractor"] = f"injected:{type(self._module).__name__}:{self.cfg.get('feature_id', '')}"
+            config["feature_extractor"] = f"injected:{type(self._module).__name__}:{self.cfg['feature_id']}"
         return config
 
     def extractor(self) -> Any:
-        if self._module is None and self.cfg.get("feature_extractor") == "tiny":
-            self._module = tiny_feature_extractor(int(self.cfg.get("seed", 0)))
+        if self._module is None and self.cfg["feature_extractor"] == "tiny":
+            self._module = tiny_feature_extractor(int(self.cfg["seed"]))
         if self._module is None:
-            if self.cfg.get("feature_extractor", "inception") != "inception":
+            if self.cfg["feature_extractor"] != "inception":
                 raise T2IBenchError("fid.feature_extractor must be 'inception' or 'tiny' (or inject feature_module)")
             try:
                 from torchmetrics.image.fid import NoTrainInceptionV3
@@ -173,7 +190,7 @@ class FIDEvaluator(Evaluator):
     def features(self, images: Sequence[Any]) -> Any:
         import torch
 
-        batch = torch.stack([preprocess(i, self.cfg.get("convention", "clean")) for i in images])
+        batch = torch.stack([preprocess(i, self.cfg["convention"]) for i in images])
         with torch.inference_mode():
             return self.extractor()(batch).double().cpu().numpy()
 
@@ -210,13 +227,13 @@ class FIDEvaluator(Evaluator):
             {
                 "files": files_hash(paths),
                 "extractor": self.eval_config().get("feature_extractor", "inception"),
-                "convention": self.cfg.get("convention", "clean"),
+                "convention": self.cfg["convention"],
             },
             16,
         )
         cache = (
             Path(
-                self.cfg.get("cache_dir")
+                self.cfg["cache_dir"]
                 or Path(os.environ.get("T2IBENCH_CACHE") or Path.home() / ".cache" / "t2ibench") / "fid"
             )
             / f"{key}.npz"
@@ -240,7 +257,7 @@ class FIDEvaluator(Evaluator):
         return stats
 
     def _reference_paths(self, frame: Any, prompt_id: str | None = None) -> list[Path]:
-        mode = self.cfg.get("reference", "folder")
+        mode = self.cfg["reference"]
         if mode == "folder":
             return images_in(Path(self.cfg["reference_dir"]))
         if mode == "per_prompt":
@@ -275,7 +292,7 @@ class FIDEvaluator(Evaluator):
                 for f, i in zip(frame["feature_file"], frame["feature_index"], strict=True)
             ]
         )
-        if self.cfg.get("reference", "folder") == "per_prompt":
+        if self.cfg["reference"] == "per_prompt":
             values = []
             for prompt_id, index in frame.groupby("prompt_id").groups.items():
                 rows = [frame.index.get_loc(i) for i in index]

@@ -24,11 +24,14 @@ Per composition and per relation values are in the per-image rows (group by ``pr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator, Requirements
+from t2ibench.api.config import keys_with, option, stand_in
+from t2ibench.api.evaluator import EvaluatorConfig
 from t2ibench.backbones import vqa as vqa_backbone
-from t2ibench.backbones.vqa import resolve_family, vqa_requirements
+from t2ibench.backbones.vqa import VQAConfig, resolve_family, vqa_requirements
 from t2ibench.errors import T2IBenchError
 from t2ibench.evaluators._vqa_cache import vqa_scores
 from t2ibench.run_store import RunStore
@@ -70,11 +73,35 @@ def composition_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str])
     return out
 
 
+@dataclass
+class YesNoVLMConfig:
+    """The yes/no VLM of ``role_questions: yes_no`` (the paper used LLaVA-1.6-7B / InternVL2-8B)."""
+
+    family: str = "llava"
+    model: str = stand_in("vqa", "llava-hf/llava-1.5-7b-hf")
+    revision: str = "main"
+    max_new_tokens: int = 8
+    dtype: str | None = None
+    seed: int = 0
+    device: str = option("auto", runtime=True)
+
+
+@dataclass
+class RoleBiasConfig(EvaluatorConfig):
+    """Role bias beta and role-question M/U/beta on RoleBench, scored with VQAScore (``vqa``)."""
+
+    vqa: VQAConfig = option(factory=VQAConfig)
+    role_questions: str = "statements"  # statements: VQAScore of the parallel statements | yes_no: a VLM's answers
+    qa: YesNoVLMConfig = option(factory=YesNoVLMConfig)
+    chunk_size: int = option(64, runtime=True)
+
+
 @EVALUATORS.register("role_bias")
 class RoleBiasEvaluator(Evaluator):
     """Role bias beta and role-question M/U/beta (see the module docstring)."""
 
     name = "role_bias"
+    config_schema = RoleBiasConfig
     metric_specs = (
         MetricSpec(
             "*.beta",
@@ -87,26 +114,25 @@ class RoleBiasEvaluator(Evaluator):
         MetricSpec("*.U", "score of the unmatching (reversed) composition (0-1)", False),
     )
     backbone_keys = {"VQA": ("vqa.model", "vqa.revision"), "yes/no VLM": ("qa.model", "qa.revision")}
-    runtime_keys = (*Evaluator.runtime_keys, "python", "timeout")
 
     def _vqa(self) -> dict[str, Any]:
-        return dict(self.cfg.get("vqa") or {})
+        return dict(self.cfg["vqa"] or {})
 
     def eval_config(self) -> dict[str, Any]:
         """The configuration with the VQA family's resolved model, template, answer and rule."""
-        runtime = ("python", "timeout", "batch_size", "device")
+        runtime = keys_with(VQAConfig, "runtime")  # python, timeout, batch_size, device: no number changes
         vqa = {k: v for k, v in resolve_family(self._vqa()).items() if k not in runtime}
         return {**super().eval_config(), "vqa": vqa}
 
     def required_weights(self) -> Requirements:
         needs = vqa_requirements(self._vqa())
-        if self.cfg.get("role_questions", "statements") == "yes_no":
-            needs.extend(vqa_requirements({"family": "llava", **dict(self.cfg.get("qa") or {})}))
+        if self.cfg["role_questions"] == "yes_no":
+            needs.extend(vqa_requirements({"family": "llava", **dict(self.cfg["qa"] or {})}))
         return needs
 
     def backbones(self) -> dict[str, str]:
         found = super().backbones()
-        if self.cfg.get("role_questions", "statements") != "yes_no":
+        if self.cfg["role_questions"] != "yes_no":
             found.pop("yes/no VLM", None)  # only the yes/no mode asks a chat VLM
         return found
 
@@ -114,7 +140,7 @@ class RoleBiasEvaluator(Evaluator):
         self, store: RunStore, records: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[int, str, str]]
     ) -> list[float]:
         """VQAScore of the ITA pairs, and of the statements or the yes/no answers to the questions."""
-        if self.cfg.get("role_questions", "statements") == "statements":
+        if self.cfg["role_questions"] == "statements":
             return vqa_scores(self._vqa(), store, [records[i] for i, _, _ in pairs], [t for _, _, t in pairs])
         ita = [k for k, (_, column, _) in enumerate(pairs) if "#" not in column]
         values = dict(
@@ -124,7 +150,7 @@ class RoleBiasEvaluator(Evaluator):
                 strict=True,
             )
         )
-        qa = resolve_family({"family": "llava", **dict(self.cfg.get("qa") or {})})
+        qa = resolve_family({"family": "llava", **dict(self.cfg["qa"] or {})})
         model = vqa_backbone.load(qa)
         by_record: dict[int, list[int]] = {}
         for k, (i, column, _) in enumerate(pairs):
@@ -138,7 +164,7 @@ class RoleBiasEvaluator(Evaluator):
         return [values[k] for k in range(len(pairs))]
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        mode = self.cfg.get("role_questions", "statements")
+        mode = self.cfg["role_questions"]
         if mode not in ("statements", "yes_no"):
             raise T2IBenchError(f"role_bias.role_questions={mode!r}; valid: statements, yes_no")
         field = "statements" if mode == "statements" else "questions"

@@ -25,12 +25,23 @@ prompt text (``text: prompt``) or of a metadata field (e.g. ``text: vqa_text``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator, MetricSpec, Requirements
-from t2ibench.backbones.vqa import resolve_family, vqa_requirements
+from t2ibench.api.config import follows, option
+from t2ibench.backbones.vqa import VQAConfig, resolve_family, vqa_requirements
 from t2ibench.evaluators._vqa_cache import vqa_scores
 from t2ibench.run_store import RunStore
+
+
+@dataclass
+class VQAScoreConfig(VQAConfig):
+    """VQAScore: P("Yes") of a VLM for the t2v-metrics 3.0 template of its family (see backbones.vqa.VQAConfig)."""
+
+    text: str = "prompt"  # prompt | a metadata field such as vqa_text
+    chunk_size: int = option(256, runtime=True)
+    progress: bool = follows("run.progress", True, runtime=True)
 
 
 @EVALUATORS.register("vqascore")
@@ -38,10 +49,10 @@ class VQAScoreEvaluator(Evaluator):
     """VQAScore of each image with its prompt (see the module docstring)."""
 
     name = "vqascore"
+    config_schema = VQAScoreConfig
     metrics = ("vqascore",)
     metric_specs = (MetricSpec("vqascore", "P(yes) of the VQA model (0-1)", True),)
     backbone_keys = {"VQA": ("model", "revision")}
-    runtime_keys = (*Evaluator.runtime_keys, "python", "timeout")
 
     def eval_config(self) -> dict[str, Any]:
         """The configuration with the family's resolved model, template, answer and rule."""
@@ -52,6 +63,6 @@ class VQAScoreEvaluator(Evaluator):
         return vqa_requirements(self.cfg)
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        field = self.cfg.get("text", "prompt")
+        field = self.cfg["text"]
         texts = [r["prompt"]["text"] if field == "prompt" else r["prompt"]["metadata"][field] for r in records]
         return [{"vqascore": v} for v in vqa_scores(self.cfg, store, records, texts)]

@@ -8,12 +8,28 @@ the paper). It is the CLIP-score computation of ``clip_score`` with that configu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator
+from t2ibench.api.config import option, stand_in
+from t2ibench.api.evaluator import EvaluatorConfig
 from t2ibench.evaluators._clip_score import check_clamp, clip_score_cell, clip_score_rows
 from t2ibench.run_store import RunStore
 from t2ibench.stats import Cell, MetricSpec
+
+
+@dataclass
+class WinoAlignConfig(EvaluatorConfig):
+    """CLIP score of each Winobias image with its prompt: ViT-B/32, 100 cos, no clamp (RespoDiff)."""
+
+    backbone: str = stand_in("clip", "openai/clip-vit-base-patch32")
+    revision: str = "main"
+    scale: float = 100.0
+    clamp: str = "none"
+    prefix: str = ""
+    seed: int = 0
+    batch_size: int = option(32, runtime=True)
 
 
 @EVALUATORS.register("wino_align")
@@ -21,6 +37,7 @@ class WinoAlignEvaluator(Evaluator):
     """CLIP score (ViT-B/32, 100 cos, no clamp) under the name ``wino_align``."""
 
     name = "wino_align"
+    config_schema = WinoAlignConfig
     metrics = ("wino_align",)
     metric_specs = (MetricSpec("wino_align", "100 x cos(image, prompt) (CLIP ViT-B/32)", True),)
     backbone_keys = {"CLIP": ("backbone", "revision")}
@@ -34,6 +51,4 @@ class WinoAlignEvaluator(Evaluator):
         return [{"wino_align": row["clip_score"], "clip_cos": row["clip_cos"]} for row in rows]
 
     def aggregate(self, frame: Any) -> list[Cell]:
-        return [
-            clip_score_cell("wino_align", frame["wino_align"].tolist() if len(frame) else [], self.cfg.get("clamp"))
-        ]
+        return [clip_score_cell("wino_align", frame["wino_align"].tolist() if len(frame) else [], self.cfg["clamp"])]

@@ -14,18 +14,21 @@ gradient-enabled forwards; it returns the (possibly) updated latents. ``trace`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import Method, apply_scheduler
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._attention import CrossAttentionCapture
 from t2ibench.seeding import ImageSeed, initial_latents, latent_shape
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
 LatentHook = Callable[[Any, int, Any, Any], Any]
 GUIDED_PIPELINES = ("StableDiffusionPipeline",)
 
 
-def check_guidable(pipe: Any, method: str) -> None:
+def check_guidable(pipe: DiffusionPipeline, method: str) -> None:
     """Attention guidance needs an SD-1.x/2.x UNet pipeline with explicit cross-attention."""
     kind = type(pipe).__name__
     if kind not in GUIDED_PIPELINES:
@@ -35,7 +38,7 @@ def check_guidable(pipe: Any, method: str) -> None:
 
 
 def guided_sample(
-    pipe: Any,
+    pipe: DiffusionPipeline,
     texts: Sequence[str],
     latents: Any,
     generation: Mapping[str, Any],
@@ -64,7 +67,7 @@ def guided_sample(
     latents = latents.to(device=device, dtype=prompt_embeds.dtype) * sigma
     latents = hook(latents, 0, timesteps[0], prompt_embeds)
 
-    def on_step_end(_pipe: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def on_step_end(_pipe: DiffusionPipeline, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if trace is not None:
             trace("step_latents", i, kwargs["latents"].detach().clone())
         if i + 1 < len(timesteps):
@@ -93,18 +96,22 @@ class GuidedMethod(Method):
 
     supported_pipelines = GUIDED_PIPELINES
 
-    def check_pipeline(self, pipe: Any) -> None:
+    def check_pipeline(self, pipe: DiffusionPipeline) -> None:
         check_guidable(pipe, self.name)
 
     def make_hook(
-        self, pipe: Any, capture: CrossAttentionCapture, prompts: Sequence[Any], generation: Mapping[str, Any]
+        self,
+        pipe: DiffusionPipeline,
+        capture: CrossAttentionCapture,
+        prompts: Sequence[Any],
+        generation: Mapping[str, Any],
     ) -> LatentHook:
         """The method's latent-update hook for one guided batch (the capture is installed)."""
         raise NotImplementedError
 
     def guide(
         self,
-        pipe: Any,
+        pipe: DiffusionPipeline,
         prompts: Sequence[Any],
         latents: Any,
         output_type: str = "pil",
@@ -114,7 +121,7 @@ class GuidedMethod(Method):
         method's resolved generation config): the scheduler, the attention capture, the method's hook, the loop."""
         generation = dict(generation or self.generation)
         apply_scheduler(pipe, generation.get("scheduler"))  # the pipeline was checked once, by generate
-        capture = CrossAttentionCapture(pipe.unet, int(self.cfg.get("attention_res", 16))).install()
+        capture = CrossAttentionCapture(pipe.unet, int(self.cfg["attention_res"])).install()
         try:
             hook = self.make_hook(pipe, capture, prompts, generation)
             texts = [p.text for p in prompts]
@@ -122,14 +129,18 @@ class GuidedMethod(Method):
         finally:
             capture.remove()
 
-    def generate(self, pipe: Any, prompts: Sequence[Any], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+    def generate(self, pipe: DiffusionPipeline, prompts: Sequence[Any], seeds: Sequence[int | ImageSeed]) -> list[Any]:
         self.check_pipeline(pipe)
         return self.by_generation(prompts, seeds, lambda ps, ss, gen: self._guide_all(pipe, ps, ss, gen))
 
     def _guide_all(
-        self, pipe: Any, prompts: Sequence[Any], seeds: Sequence[int | ImageSeed], generation: Mapping[str, Any]
+        self,
+        pipe: DiffusionPipeline,
+        prompts: Sequence[Any],
+        seeds: Sequence[int | ImageSeed],
+        generation: Mapping[str, Any],
     ) -> list[Any]:
         latents = initial_latents(seeds, latent_shape(pipe, generation.get("height"), generation.get("width")))
-        if self.cfg.get("batched", False):
+        if self.cfg["batched"]:
             return list(self.guide(pipe, prompts, latents, generation=generation))
         return [self.guide(pipe, [p], latents[i : i + 1], generation=generation)[0] for i, p in enumerate(prompts)]

@@ -9,15 +9,18 @@ the batch; seed streams (:class:`t2ibench.seeding.ImageSeed`, I2P's 10 images fr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import apply_scheduler
 from t2ibench.prompt import Prompt
 from t2ibench.seeding import ImageSeed, as_image_seed, initial_latents, latent_shape, seeded_generators
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
 
 def plain_sample(
-    pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed], gen: Mapping[str, Any]
+    pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed], gen: Mapping[str, Any]
 ) -> list[Any]:
     """The pipeline's own sampler on ``prompts`` with the generation config ``gen`` (see the module docstring)."""
     import torch

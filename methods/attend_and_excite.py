@@ -30,9 +30,12 @@ outputs). Supports SD-1.x/2.x (``StableDiffusionPipeline``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Requirements
+from t2ibench.api.config import option, stand_in, tiny_preset
+from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._attention import CrossAttentionCapture, smoothing_kernel
 from t2ibench.methods._guidance import GuidedMethod
@@ -45,6 +48,9 @@ from t2ibench.methods._prompt_parse import (
     word_pieces,
 )
 from t2ibench.prompt import Prompt
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
 Trace = Callable[[str, int, Any], None]
 
@@ -73,22 +79,43 @@ def ae_loss(max_attention: Any) -> Any:
     return (1.0 - max_attention).clamp(min=0).max()
 
 
+@dataclass
+class AttendAndExciteConfig(MethodConfig):
+    """The official defaults of yuval-alaluf/Attend-and-Excite@163efdf (``config.py``)."""
+
+    name: str = "attend_and_excite"
+    max_iter_to_alter: int = 25  # gradient updates on the first 25 loop iterations
+    scale_factor: float = 20.0  # alpha_i = scale_factor * sqrt(linspace(scale_range, N)[i])
+    scale_range: list[float] = option(factory=lambda: [1.0, 0.5])
+    thresholds: dict[int, float] = option(factory=lambda: {0: 0.05, 10: 0.5, 20: 0.8})  # iteration -> threshold
+    max_refinement_steps: int = tiny_preset(20, 3)  # 3 on the tiny random model, whose maps never reach the thresholds
+    attention_res: int = 16  # 16x16 cross-attention maps (SD-1.x at 512 px, the tiny model at 256 px)
+    smooth_attentions: bool = True
+    sigma: float = 0.5
+    kernel_size: int = 3
+    sd_2_1: bool = False  # true: drop EOT and padding before the x100 softmax (the SD-2.1 path)
+    parser: str = stand_in("parser", "en_core_web_trf")  # only when a prompt has no token_indices / subject_words
+    preset: str = tiny_preset("official", "tiny")  # which values above apply (tiny: the tiny model's preset, README)
+    batched: bool = False  # true: guide a whole batch at once (same images to float tolerance)
+
+
 @METHODS.register("attend_and_excite")
 class AttendAndExcite(GuidedMethod):
     """Attend-and-Excite guidance (see the module docstring). ``trace(kind, step, payload)`` records events."""
 
     name = "attend_and_excite"
+    config_schema = AttendAndExciteConfig
 
     def __init__(self, cfg: dict[str, Any], generation: dict[str, Any], trace: Trace | None = None):
         super().__init__(cfg, generation)
         self.trace = trace
-        self.thresholds = {int(k): float(v) for k, v in (self.cfg.get("thresholds") or {}).items()}
+        self.thresholds = {int(k): float(v) for k, v in (self.cfg["thresholds"] or {}).items()}
 
     def required_weights(self) -> Requirements:
-        return parser_requirements(self.cfg.get("parser"))
+        return parser_requirements(self.cfg["parser"])
 
     # -- targets --------------------------------------------------------------------------------
-    def token_indices(self, pipe: Any, prompt: Prompt) -> list[int]:
+    def token_indices(self, pipe: DiffusionPipeline, prompt: Prompt) -> list[int]:
         meta = prompt.metadata
         if meta.get("token_indices"):
             return [int(i) for i in meta["token_indices"]]
@@ -96,7 +123,7 @@ class AttendAndExcite(GuidedMethod):
         if meta.get("subject_words"):
             words = [[_Word(w)] for w in meta["subject_words"]]
         else:
-            words = extract_entities(parse_text(self.cfg.get("parser", "en_core_web_trf"), prompt.text))
+            words = extract_entities(parse_text(self.cfg["parser"], prompt.text))
         aligned = [group[0] for group in align_groups(pieces, words)]
         indices = [item[0] if isinstance(item, list) else item for item in aligned]
         if not indices:
@@ -112,29 +139,34 @@ class AttendAndExcite(GuidedMethod):
         maps = capture.mean_map(batch)
         out = []
         for b in range(batch):
-            last = n_tokens[b] + 1 if self.cfg.get("sd_2_1", False) else -1
+            last = n_tokens[b] + 1 if self.cfg["sd_2_1"] else -1
             out.append(
                 max_attention_per_token(
                     maps[b],
                     targets[b],
                     last,
-                    bool(self.cfg.get("smooth_attentions", True)),
-                    int(self.cfg.get("kernel_size", 3)),
-                    float(self.cfg.get("sigma", 0.5)),
+                    bool(self.cfg["smooth_attentions"]),
+                    int(self.cfg["kernel_size"]),
+                    float(self.cfg["sigma"]),
                 )
             )
         return out
 
     def _hook(
-        self, pipe: Any, capture: CrossAttentionCapture, targets: list[list[int]], n_tokens: list[int], n_steps: int
+        self,
+        pipe: DiffusionPipeline,
+        capture: CrossAttentionCapture,
+        targets: list[list[int]],
+        n_tokens: list[int],
+        n_steps: int,
     ) -> Callable:
         import numpy as np
         import torch
 
-        scale_range = np.linspace(*[float(v) for v in self.cfg.get("scale_range", [1.0, 0.5])], n_steps)
-        scale_factor = float(self.cfg.get("scale_factor", 20))
-        max_iter = int(self.cfg.get("max_iter_to_alter", 25))
-        max_tries = int(self.cfg.get("max_refinement_steps", 20))
+        scale_range = np.linspace(*[float(v) for v in self.cfg["scale_range"]], n_steps)
+        scale_factor = float(self.cfg["scale_factor"])
+        max_iter = int(self.cfg["max_iter_to_alter"])
+        max_tries = int(self.cfg["max_refinement_steps"])
         trace = self.trace
 
         def forward(z: Any, t: Any, cond: Any) -> tuple[Any, list[Any]]:
@@ -204,7 +236,11 @@ class AttendAndExcite(GuidedMethod):
         return hook
 
     def make_hook(
-        self, pipe: Any, capture: CrossAttentionCapture, prompts: Sequence[Prompt], generation: Mapping[str, Any]
+        self,
+        pipe: DiffusionPipeline,
+        capture: CrossAttentionCapture,
+        prompts: Sequence[Prompt],
+        generation: Mapping[str, Any],
     ) -> Callable:
         targets = [self.token_indices(pipe, p) for p in prompts]
         n_tokens = [len(pipe.tokenizer(p.text).input_ids) - 2 for p in prompts]

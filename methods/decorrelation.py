@@ -33,9 +33,12 @@ import copy
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method, apply_scheduler, padded_ids
+from t2ibench.api.config import follows, keys_with, option, stand_in, tiny_preset
+from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._prompt_parse import first_piece, first_word_piece
 from t2ibench.models import pipeline_identity
@@ -43,19 +46,12 @@ from t2ibench.prompt import Prompt
 from t2ibench.seeding import ImageSeed, as_image_seed, initial_latents, latent_shape
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+    from t2ibench.run_store import RunStore
+
 log = logging.getLogger(__name__)
-TRAINING_KEYS = (
-    "layer",
-    "epochs",
-    "steps_per_epoch",
-    "learning_rate",
-    "tau",
-    "s_includes_target",
-    "corr_denominator",
-    "align_include_eos",
-    "seed",
-    "preset",
-)
 
 
 # -- the equations (tested on hand-computed matrices) ---------------------------------------------
@@ -149,11 +145,35 @@ def self_attention_parameter_names(text_encoder: Any, layer: int) -> list[str]:
     return [name for name, p in text_encoder.named_parameters() if id(p) in wanted]
 
 
+@dataclass
+class DecorrelationConfig(MethodConfig):
+    """From the paper (no official code): the paper's values, and t2ibench's choices where it is silent."""
+
+    name: str = "decorrelation"
+    layer: int = stand_in("text_encoder_layer", 11, training=True)  # text_model.encoder.layers.11.self_attn (SD-1.x)
+    epochs: int = tiny_preset(20, 2, training=True)  # paper, Sec. 6.1; 2 on the tiny model
+    steps_per_epoch: int = tiny_preset(10, 2, training=True)  # not in the paper: t2ibench's choice
+    learning_rate: float = option(1.0e-5, training=True)  # not in the paper: t2ibench's choice (AdamW, no decay)
+    tau: float = option(5.0, training=True)  # Eq. 5
+    s_includes_target: bool = option(True, training=True)  # Eq. as printed S = {1..s_target}; false = the prose
+    corr_denominator: str = option("pretrained", training=True)  # Eq. 3 as printed; finetuned if the tilde was lost
+    align_include_eos: bool = option(False, training=True)  # the first end-of-text token in A_diff's prompt map
+    w: float = 7.5  # Eq. 6
+    w_convention: str = "paper"  # paper: eps = (1+w) eps_c - w eps_u (guidance 8.5); diffusers: guidance = w
+    seed: int = option(0, training=True)
+    preset: str = tiny_preset("official", "tiny", training=True)  # tiny: the tiny model's training preset (README)
+    progress: bool = follows("run.progress", True, runtime=True)
+
+
+TRAINING_KEYS = keys_with(DecorrelationConfig, "training")  # what keys the trained weights (from the schema)
+
+
 @METHODS.register("decorrelation")
 class Decorrelation(Method):
     """Decorrelation finetuning and two-encoder sampling (see the module docstring)."""
 
     name = "decorrelation"
+    config_schema = DecorrelationConfig
     supported_pipelines = ("StableDiffusionPipeline",)
 
     def __init__(self, cfg: dict[str, Any], generation: dict[str, Any]):
@@ -163,15 +183,17 @@ class Decorrelation(Method):
         self._working: tuple[Any, Any] | None = None  # (the pipeline's encoder, its finetunable copy)
 
     def training_config(self) -> dict[str, Any]:
-        return {k: self.cfg.get(k) for k in TRAINING_KEYS}
+        return {k: self.cfg[k] for k in TRAINING_KEYS}
 
-    def select_items(self, items: list[tuple[Prompt, int, Any]], store: Any) -> list[tuple[Prompt, int, Any]]:
+    def select_items(
+        self, items: list[tuple[Prompt, int, Any]], store: RunStore | None
+    ) -> list[tuple[Prompt, int, Any]]:
         return self.items_with_metadata(items, "target_word", "a target word (benchmark correlated_pairs or a CSV)")
 
-    def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
+    def prepare(self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
         identity = pipeline_identity(pipe)
-        layer = int(self.cfg.get("layer", 11))
+        layer = int(self.cfg["layer"])
         names = set(self_attention_parameter_names(pipe.text_encoder, layer))
         expected = {name: tuple(p.shape) for name, p in pipe.text_encoder.named_parameters() if name in names}
         for prompt in prompts:
@@ -190,15 +212,15 @@ class Decorrelation(Method):
             self.weights[prompt.id] = tensors
             self.selection[prompt.id] = {k: info.get(k) for k in ("s_target", "s_corr", "selected_epoch")}
 
-    def train(self, pipe: Any, prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
+    def train(self, pipe: DiffusionPipeline, prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
         """Finetune the layer's self-attention on ``prompt`` (Eq. 2) and keep the epoch of lowest L_val (Eq. 5)."""
         import torch
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        layer = int(cfg.get("layer", 11))
-        includes = bool(cfg.get("s_includes_target", True))
-        torch.manual_seed(int(cfg.get("seed", 0)))
+        layer = int(cfg["layer"])
+        includes = bool(cfg["s_includes_target"])
+        torch.manual_seed(int(cfg["seed"]))
         encoder = eager_copy(pipe.text_encoder).float().train()
         ids = padded_ids(pipe.tokenizer, prompt.text).to(encoder.device)
         n_words = len(pipe.tokenizer(prompt.text).input_ids) - 2
@@ -220,17 +242,17 @@ class Decorrelation(Method):
             p.requires_grad_(False)
         for p in params.values():
             p.requires_grad_(True)
-        optimizer = torch.optim.AdamW(list(params.values()), lr=float(cfg.get("learning_rate", 1e-5)), weight_decay=0.0)
-        mask = align_mask(n_words, s_target, s_corr, bool(cfg.get("align_include_eos", False)))
-        tau = float(cfg.get("tau", 5.0))
+        optimizer = torch.optim.AdamW(list(params.values()), lr=float(cfg["learning_rate"]), weight_decay=0.0)
+        mask = align_mask(n_words, s_target, s_corr, bool(cfg["align_include_eos"]))
+        tau = float(cfg["tau"])
         validation, train_losses, snapshots = [], [], []
         for _epoch in tqdm(
-            range(int(cfg.get("epochs", 20))),
+            range(int(cfg["epochs"])),
             desc="train decorrelation",
             unit="epoch",
-            disable=not cfg.get("progress", True),
+            disable=not cfg["progress"],
         ):
-            for _ in range(int(cfg.get("steps_per_epoch", 10))):
+            for _ in range(int(cfg["steps_per_epoch"])):
                 loss = train_loss(self_attention_map(encoder, ids, layer), s_target, s_corr, includes)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -238,9 +260,9 @@ class Decorrelation(Method):
                 train_losses.append(float(loss.detach()))
             with torch.no_grad():
                 A_ft = self_attention_map(encoder, ids, layer)
-            value = corr_loss(
-                A_ft, A_pre, s_target, s_corr, cfg.get("corr_denominator", "pretrained")
-            ) + tau * align_loss(A_ft, A_pre, mask)
+            value = corr_loss(A_ft, A_pre, s_target, s_corr, cfg["corr_denominator"]) + tau * align_loss(
+                A_ft, A_pre, mask
+            )
             validation.append(value)
             snapshots.append({name: p.detach().cpu().clone() for name, p in params.items()})
             log.info(
@@ -260,7 +282,7 @@ class Decorrelation(Method):
         }
         return snapshots[best], info
 
-    def encoders(self, pipe: Any, prompt: Prompt) -> Any:
+    def encoders(self, pipe: DiffusionPipeline, prompt: Prompt) -> Any:
         """The finetuned text encoder of ``prompt``: one working copy of the pipeline's encoder (made once per
         pipeline, so the pipeline keeps the pretrained one) with this prompt's layer weights loaded into it."""
         import torch
@@ -276,7 +298,7 @@ class Decorrelation(Method):
                     p.copy_(self.weights[prompt.id][name].to(p))
         return encoder
 
-    def embeddings(self, pipe: Any, prompts: Sequence[Prompt]) -> tuple[Any, Any]:
+    def embeddings(self, pipe: DiffusionPipeline, prompts: Sequence[Prompt]) -> tuple[Any, Any]:
         """(conditional embeddings from each prompt's finetuned encoder, unconditional from the pretrained one)."""
         import torch
 
@@ -291,15 +313,17 @@ class Decorrelation(Method):
     def sampling_generation(self, generation: dict[str, Any]) -> dict[str, Any]:
         """Eq. 6 samples with the method's ``w`` in its convention (the paper's (1 + w): diffusers guidance 8.5 for
         w = 7.5) and an empty unconditional prompt (no negative prompt)."""
-        scale = guidance_scale(float(self.cfg.get("w", 7.5)), self.cfg.get("w_convention", "paper"))
+        scale = guidance_scale(float(self.cfg["w"]), self.cfg["w_convention"])
         return {**generation, "guidance_scale": scale, "negative_prompt": None}
 
-    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+    def generate(
+        self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]
+    ) -> list[Any]:
         self.check_pipeline(pipe)
         return self.by_generation(prompts, seeds, lambda ps, ss, gen: self._sample(pipe, ps, ss, gen))
 
     def _sample(
-        self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed], gen: dict[str, Any]
+        self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed], gen: dict[str, Any]
     ) -> list[Any]:
         import torch
 

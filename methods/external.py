@@ -12,16 +12,34 @@ No paper or official repository: this adapter generates nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import MISSING
 
 from t2ibench.api import METHODS, Method
+from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 from t2ibench.seeding import ImageSeed
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+    from t2ibench.run_store import RunStore
+
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass
+class ExternalConfig(MethodConfig):
+    """Images made elsewhere, read from ``image_dir``."""
+
+    name: str = "external"
+    image_dir: str = MISSING  # <prompt id>/<seed>.png (or .jpg/.jpeg/.webp)
+    allow_missing: bool = False  # true: the cell holds only the images that exist
 
 
 @METHODS.register("external")
@@ -29,11 +47,12 @@ class ExternalImages(Method):
     """Reads ``image_dir/<prompt id>/<seed>.<ext>`` instead of sampling (see the module docstring)."""
 
     name = "external"
+    config_schema = ExternalConfig
     needs_pipeline = False
 
     @cached_property
     def folder(self) -> Path:
-        where = self.cfg.get("image_dir")
+        where = self.cfg["image_dir"]
         if not where:
             raise T2IBenchError("method=external needs method.image_dir=<folder laid out as <prompt id>/<seed>.png>")
         folder = Path(str(where)).expanduser()
@@ -48,11 +67,13 @@ class ExternalImages(Method):
                 return path
         return None
 
-    def select_items(self, items: list[tuple[Prompt, int, Any]], store: Any) -> list[tuple[Prompt, int, Any]]:
+    def select_items(
+        self, items: list[tuple[Prompt, int, Any]], store: RunStore | None
+    ) -> list[tuple[Prompt, int, Any]]:
         """The items that have an image (all of them, unless ``allow_missing``), each with its store key in place
         of the noise seed, since :meth:`generate` reads by key."""
         missing = [(p, k) for p, k, _ in items if not store.is_done(p, k) and self.path_for(p, k) is None]
-        if missing and not self.cfg.get("allow_missing"):
+        if missing and not self.cfg["allow_missing"]:
             first = self.folder / missing[0][0].id / f"{int(missing[0][1])}.png"
             raise T2IBenchError(
                 f"method=external: {len(missing)} of {len(items)} images are missing, e.g. {first} "
@@ -64,7 +85,9 @@ class ExternalImages(Method):
             raise T2IBenchError(f"method=external: no images under {self.folder}")
         return kept
 
-    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+    def generate(
+        self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]
+    ) -> list[Any]:
         from PIL import Image
 
         images = []

@@ -29,10 +29,14 @@ import logging
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method, Requirements
+from t2ibench.api.config import follows, keys_with, option, tiny_preset, with_defaults
+from t2ibench.api.method import MethodConfig
+from t2ibench.backbones.vqa import VQAConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._sampling import plain_sample
 from t2ibench.models import pipeline_identity
@@ -40,25 +44,13 @@ from t2ibench.prompt import Prompt
 from t2ibench.seeding import ImageSeed
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+    from t2ibench.run_store import RunStore
+
 log = logging.getLogger(__name__)
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
-TRAINING_KEYS = (
-    "rank",
-    "alpha",
-    "init_lora_weights",
-    "learning_rate",
-    "adam_weight_decay",
-    "max_grad_norm",
-    "gradient_accumulation_steps",
-    "max_train_steps",
-    "active_weight",
-    "empty_prompt_probability",
-    "seed",
-    "images_per_intermediate",
-    "image_dir",
-    "resolution",
-    "preset",
-)
 
 
 def exp_ramp_up(initial: float, final: float, max_steps: int, step: int) -> float:
@@ -75,14 +67,45 @@ def weighted_loss(model_pred: Any, target: Any, weights: Any) -> tuple[Any, Any]
 
 
 def lora_config(cfg: dict[str, Any]) -> Any:
+    """The peft ``LoraConfig`` of a ReBind config (missing keys: the official defaults)."""
     from peft import LoraConfig
 
+    cfg = with_defaults(ReBindConfig, cfg)
+
     return LoraConfig(
-        r=int(cfg.get("rank", 32)),
-        lora_alpha=int(cfg.get("alpha", 32)),
-        init_lora_weights=cfg.get("init_lora_weights", "gaussian"),
+        r=int(cfg["rank"]),
+        lora_alpha=int(cfg["alpha"]),
+        init_lora_weights=cfg["init_lora_weights"],
         target_modules=TARGET_MODULES,
     )
+
+
+@dataclass
+class ReBindConfig(MethodConfig):
+    """The official values of sinamalakouti/ReBind@19ea3fa (``train_sdxl.sh``), ported to SD-1.x."""
+
+    name: str = "rebind"
+    rank: int = option(32, training=True)
+    alpha: int = option(32, training=True)
+    init_lora_weights: str = option("gaussian", training=True)
+    learning_rate: float = option(1.0e-4, training=True)
+    adam_weight_decay: float = option(1.0e-2, training=True)
+    max_grad_norm: float = option(1.0, training=True)
+    gradient_accumulation_steps: int = tiny_preset(4, 1, training=True)
+    max_train_steps: int = tiny_preset(1000, 3, training=True)  # 3 x 1 on the tiny model
+    active_weight: float = option(2.0, training=True)  # lambda of the ramp (a command-line value of the script)
+    empty_prompt_probability: float = option(0.05, training=True)
+    seed: int = option(42, training=True)
+    image_dir: str | None = option(None, training=True)  # <dir>/<intermediate id>/*.png; null = generate them
+    images_per_intermediate: int = tiny_preset(4, 1, training=True)
+    resolution: int | None = option(None, training=True)  # null = the generation size
+    vqa_margin: float | None = option(None, training=True)  # keep VQAScore(own) - VQAScore(reversal) >= margin
+    vqa: VQAConfig = option(factory=VQAConfig, training=True)  # the filter's VQAScore (null: the family's values)
+    preset: str = tiny_preset("official", "tiny", training=True)  # tiny: the tiny model's training preset (README)
+    progress: bool = follows("run.progress", True, runtime=True)
+
+
+TRAINING_KEYS = keys_with(ReBindConfig, "training")  # what keys the trained weights (from the schema)
 
 
 @METHODS.register("rebind")
@@ -90,6 +113,7 @@ class ReBind(Method):
     """ReBind (see the module docstring)."""
 
     name = "rebind"
+    config_schema = ReBindConfig
     supported_pipelines = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
 
     def __init__(self, cfg: dict[str, Any], generation: dict[str, Any]):
@@ -97,15 +121,15 @@ class ReBind(Method):
         self.loras: dict[str, dict[str, Any]] = {}  # relation -> LoRA state dict
 
     def training_config(self) -> dict[str, Any]:
-        return {k: self.cfg.get(k) for k in TRAINING_KEYS}
+        return {k: self.cfg[k] for k in TRAINING_KEYS}
 
     def required_weights(self) -> Requirements:
         """The VQA model of the margin filter, when generated intermediates are filtered."""
-        if self.cfg.get("vqa_margin") is None or self.cfg.get("image_dir"):
+        if self.cfg["vqa_margin"] is None or self.cfg["image_dir"]:
             return Requirements()
         from t2ibench.backbones.vqa import vqa_requirements
 
-        return vqa_requirements(dict(self.cfg.get("vqa") or {}))
+        return vqa_requirements(dict(self.cfg["vqa"] or {}))
 
     def intermediates(self, relation: str) -> dict[str, Prompt]:
         from t2ibench.api import load_benchmark
@@ -119,10 +143,12 @@ class ReBind(Method):
             raise T2IBenchError(f"rebind: no active/passive intermediates for relation {relation!r}")
         return found
 
-    def select_items(self, items: list[tuple[Prompt, int, Any]], store: Any) -> list[tuple[Prompt, int, Any]]:
+    def select_items(
+        self, items: list[tuple[Prompt, int, Any]], store: RunStore | None
+    ) -> list[tuple[Prompt, int, Any]]:
         return self.items_with_metadata(items, "relation", "RoleBench prompts (a relation with intermediates)")
 
-    def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
+    def prepare(self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
         identity = pipeline_identity(pipe)
         relations = []
@@ -153,7 +179,7 @@ class ReBind(Method):
 
             self.loras[relation], _ = cache.load_or_train(self.name, key, None, train)
 
-    def conditioning(self, pipe: Any, text: str, size: int) -> tuple[Any, dict[str, Any] | None]:
+    def conditioning(self, pipe: DiffusionPipeline, text: str, size: int) -> tuple[Any, dict[str, Any] | None]:
         """(encoder hidden states, UNet ``added_cond_kwargs`` or None) for one caption, as the pipeline encodes it."""
         import torch
 
@@ -175,25 +201,25 @@ class ReBind(Method):
         return encoded[0], {"text_embeds": pooled, "time_ids": time_ids}
 
     # -- training data ----------------------------------------------------------------------------
-    def intermediate_latents(self, pipe: Any, prompt: Prompt) -> Any:
+    def intermediate_latents(self, pipe: DiffusionPipeline, prompt: Prompt) -> Any:
         """VAE latents (N, C, h, w) of the intermediate's images: from ``image_dir`` or generated by ``pipe``."""
         import numpy as np
         import torch
         from PIL import Image
 
         size = int(
-            self.cfg.get("resolution")
+            self.cfg["resolution"]
             or self.generation.get("height")
             or pipe.unet.config.sample_size * pipe.vae_scale_factor
         )
-        image_dir = self.cfg.get("image_dir")
+        image_dir = self.cfg["image_dir"]
         if image_dir:
             files = sorted(Path(image_dir, prompt.id).glob("*.png"))
             if not files:
                 raise T2IBenchError(f"rebind: no intermediate images in {Path(image_dir, prompt.id)} (*.png)")
             images = [Image.open(f).convert("RGB").resize((size, size), Image.LANCZOS) for f in files]
         else:
-            count = int(self.cfg.get("images_per_intermediate", 4))
+            count = int(self.cfg["images_per_intermediate"])
             generation = {**self.generation, "height": size, "width": size}
             images = plain_sample(pipe, [prompt] * count, list(range(count)), generation)
         pixels = torch.from_numpy(np.stack([np.asarray(i, dtype=np.float32) / 127.5 - 1.0 for i in images])).permute(
@@ -211,7 +237,7 @@ class ReBind(Method):
 
         meta = prompt.metadata
         texts = [meta["vqa_text"], meta["vqa_text_reverse"]]
-        vqa = dict(self.cfg.get("vqa") or {})
+        vqa = dict(self.cfg["vqa"] or {})
         own = scores_for_images(vqa, images, [texts[0]] * len(images))
         reverse = scores_for_images(vqa, images, [texts[1]] * len(images))
         kept = [
@@ -230,7 +256,7 @@ class ReBind(Method):
             )
         return kept
 
-    def train(self, pipe: Any, inter: dict[str, Prompt]) -> tuple[dict[str, Any], list[float]]:
+    def train(self, pipe: DiffusionPipeline, inter: dict[str, Prompt]) -> tuple[dict[str, Any], list[float]]:
         """Train one LoRA on the active and passive intermediates; returns its state dict and the losses.
         The pipeline's UNet is left without the adapter."""
         import torch
@@ -244,7 +270,7 @@ class ReBind(Method):
         conds = {role: self.conditioning(pipe, prompt.text, size) for role, prompt in inter.items()}
         empty = self.conditioning(pipe, "", size)
         ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
-        seed = int(cfg.get("seed", 42))
+        seed = int(cfg["seed"])
         generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
         requires = {n: p.requires_grad for n, p in unet.named_parameters()}
         unet.requires_grad_(False)
@@ -257,17 +283,17 @@ class ReBind(Method):
             p.requires_grad_(True)
         optimizer = torch.optim.AdamW(
             lora,
-            lr=float(cfg.get("learning_rate", 1e-4)),
+            lr=float(cfg["learning_rate"]),
             betas=(0.9, 0.999),
-            weight_decay=float(cfg.get("adam_weight_decay", 1e-2)),
+            weight_decay=float(cfg["adam_weight_decay"]),
             eps=1e-8,
         )
-        steps, accumulation = int(cfg.get("max_train_steps", 1000)), int(cfg.get("gradient_accumulation_steps", 4))
+        steps, accumulation = int(cfg["max_train_steps"]), int(cfg["gradient_accumulation_steps"])
         losses: list[float] = []
         unet.train()
         try:
-            for step in tqdm(range(steps), desc="train rebind", unit="step", disable=not cfg.get("progress", True)):
-                weights = torch.tensor([exp_ramp_up(0.5, float(cfg.get("active_weight", 2.0)), steps, step), 1.0])
+            for step in tqdm(range(steps), desc="train rebind", unit="step", disable=not cfg["progress"]):
+                weights = torch.tensor([exp_ramp_up(0.5, float(cfg["active_weight"]), steps, step), 1.0])
                 total = 0.0
                 for _ in range(accumulation):
                     x0 = torch.cat(
@@ -279,7 +305,7 @@ class ReBind(Method):
                     noise = torch.randn(x0.shape, generator=generator)
                     t = torch.randint(0, ddpm.config.num_train_timesteps, (2,), generator=generator)
                     noisy = ddpm.add_noise(x0.cpu(), noise, t).to(unet.device, unet.dtype)
-                    drop = rng.random() < float(cfg.get("empty_prompt_probability", 0.05))
+                    drop = rng.random() < float(cfg["empty_prompt_probability"])
                     pair = [empty, empty] if drop else [conds["active"], conds["passive"]]
                     cond = torch.cat([pair[0][0], pair[1][0]])
                     added = (
@@ -291,7 +317,7 @@ class ReBind(Method):
                     loss, _ = weighted_loss(pred, noise.to(pred), weights.to(pred.device))
                     (loss / accumulation).backward()
                     total += float(loss.detach()) / accumulation
-                torch.nn.utils.clip_grad_norm_(lora, float(cfg.get("max_grad_norm", 1.0)))
+                torch.nn.utils.clip_grad_norm_(lora, float(cfg["max_grad_norm"]))
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(total)
@@ -307,7 +333,9 @@ class ReBind(Method):
         return state, losses
 
     # -- sampling -------------------------------------------------------------------------------
-    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+    def generate(
+        self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]
+    ) -> list[Any]:
         from peft.utils import set_peft_model_state_dict
 
         self.check_pipeline(pipe)

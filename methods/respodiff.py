@@ -42,15 +42,21 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method
+from t2ibench.api.config import follows, keys_with, option, tiny_preset
+from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._sampling import plain_sample
 from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
 from t2ibench.seeding import ImageSeed, as_image_seed, latent_shape
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +72,6 @@ CONCEPT_IDS = {
     "violence": 7,
 }
 N_CONCEPT_SLOTS = 10
-TRAINING_KEYS = (
-    "recipe",
-    "c_learning_rate",
-    "s_learning_rate",
-    "lambda_align",
-    "max_train_steps",
-    "target_guidance_scale",
-    "sampling_guidance_scale",
-    "ddim_steps",
-    "start_ddim_steps",
-    "end_ddim_steps",
-    "seed",
-    "resolution",
-    "preset",
-)
 
 
 def one_hot(concept: str) -> Any:
@@ -148,7 +139,7 @@ def module_rows(ram: Any, sam: Any | None, vector: Any, shape: Sequence[int]) ->
     return out.reshape(vector.shape[0], *shape)
 
 
-def mid_block_shape(pipe: Any, height: int | None, width: int | None) -> tuple[int, int, int]:
+def mid_block_shape(pipe: DiffusionPipeline, height: int | None, width: int | None) -> tuple[int, int, int]:
     """(channels, r, r) of the UNet mid-block output at this image size."""
     import torch
 
@@ -180,11 +171,47 @@ def cfg_eps(unet: Any, latent: Any, t: Any, uncond: Any, cond: Any, scale: float
     return eps_u + scale * (eps_c - eps_u)
 
 
+@dataclass
+class RespoDiffConfig(MethodConfig):
+    """The gender recipe of the released scripts (VSSILPA/respodiff@d0a6d9c); ``respodiff_race.yaml`` and
+    ``respodiff_safety.yaml`` are the other recipes."""
+
+    name: str = "respodiff"
+    recipe: str = option("gender", training=True)  # gender | race | safety
+    concepts: list[dict[str, Any]] = option(  # name (concept_dict.json), neutral prompt, kind, per-concept rates
+        factory=lambda: [
+            {"name": "a woman", "neutral": "a person", "kind": "fairness", "s_learning_rate": 1.0e-3},
+            {"name": "a man", "neutral": "a person", "kind": "fairness", "s_learning_rate": 1.0e-4},
+        ],
+    )  # each concept's training key is the training keys plus the concept
+    c_learning_rate: float = option(1.0e-2, training=True)
+    s_learning_rate: float = option(1.0e-3, training=True)
+    lambda_align: float = option(1.0, training=True)  # gender scripts leave it at the default 1.0; race uses 0.3
+    paper_lambda_align: float = 0.5  # the summary paper's value, unverified; recorded, not used
+    paper_max_train_steps: int | None = None  # the summary paper's iterations where they differ (safety: 1,500)
+    max_train_steps: int = tiny_preset(5000, 3, training=True)  # 3 per concept on the tiny model
+    target_guidance_scale: float = option(4.0, training=True)  # fairness target CFG; safety 12
+    sampling_guidance_scale: float = option(3.0, training=True)
+    ddim_steps: int = tiny_preset(50, 10, training=True)  # the partial DDIM run to z_k; 10 on the tiny model
+    start_ddim_steps: int = option(0, training=True)
+    end_ddim_steps: int = tiny_preset(49, 9, training=True)
+    seed: int = option(0, training=True)
+    resolution: int | None = option(None, training=True)  # training image size; null = the model's default
+    inference: str = "auto"  # auto (sum for safety, else balanced) | balanced (Winobias) | random (COCO) | sum
+    log_every: int = option(250, runtime=True)
+    preset: str = tiny_preset("official", "tiny", training=True)  # tiny: the tiny model's training preset (README)
+    progress: bool = follows("run.progress", True, runtime=True)
+
+
+TRAINING_KEYS = keys_with(RespoDiffConfig, "training")  # what keys the trained weights (from the schema)
+
+
 @METHODS.register("respodiff")
 class RespoDiff(Method):
     """RespoDiff (see the module docstring)."""
 
     name = "respodiff"
+    config_schema = RespoDiffConfig
     supported_pipelines = ("StableDiffusionPipeline",)
 
     def __init__(self, cfg: dict[str, Any], generation: dict[str, Any]):
@@ -193,21 +220,21 @@ class RespoDiff(Method):
         self.shape: tuple[int, int, int] | None = None
 
     def concepts(self) -> list[dict[str, Any]]:
-        concepts = list(self.cfg.get("concepts") or [])
+        concepts = list(self.cfg["concepts"] or [])
         if not concepts:
             raise T2IBenchError("respodiff needs method.concepts (see conf/method/respodiff*.yaml)")
         return [dict(c) for c in concepts]
 
     def training_config(self, concept: dict[str, Any]) -> dict[str, Any]:
-        return {**{k: self.cfg.get(k) for k in TRAINING_KEYS}, "concept": concept}
+        return {**{k: self.cfg[k] for k in TRAINING_KEYS}, "concept": concept}
 
-    def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
+    def prepare(self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
         identity = pipeline_identity(pipe)
         self.shape = mid_block_shape(
             pipe,
-            self.cfg.get("resolution") or self.generation.get("height"),
-            self.cfg.get("resolution") or self.generation.get("width"),
+            self.cfg["resolution"] or self.generation.get("height"),
+            self.cfg["resolution"] or self.generation.get("width"),
         )
         size = self.shape[0] * self.shape[1] * self.shape[2]
         for concept in self.concepts():
@@ -223,7 +250,7 @@ class RespoDiff(Method):
             self.columns[concept["name"]] = (tensors["ram"], tensors["sam"])
 
     # -- training -------------------------------------------------------------------------------
-    def train(self, pipe: Any, concept: dict[str, Any]) -> tuple[Any, Any, list[tuple[float, float]]]:
+    def train(self, pipe: DiffusionPipeline, concept: dict[str, Any]) -> tuple[Any, Any, list[tuple[float, float]]]:
         """Train RAM and SAM for one concept; returns the modules and (L_RAM, L_SAM) per iteration."""
         import torch
         from diffusers import DDIMScheduler
@@ -231,33 +258,29 @@ class RespoDiff(Method):
 
         cfg = self.cfg
         if self.shape is None:
-            self.shape = mid_block_shape(pipe, cfg.get("resolution"), cfg.get("resolution"))
+            self.shape = mid_block_shape(pipe, cfg["resolution"], cfg["resolution"])
         shape = self.shape
-        ram, sam = make_modules(shape[0], shape[1], int(cfg.get("seed", 0)))
+        ram, sam = make_modules(shape[0], shape[1], int(cfg["seed"]))
         ram, sam = ram.to(pipe.unet.device), sam.to(pipe.unet.device)
-        c_opt = official_adam(ram, float(concept.get("c_learning_rate", cfg.get("c_learning_rate", 1e-2))))
-        s_opt = official_adam(sam, float(concept.get("s_learning_rate", cfg.get("s_learning_rate", 1e-3))))
+        c_opt = official_adam(ram, float(concept.get("c_learning_rate", cfg["c_learning_rate"])))
+        s_opt = official_adam(sam, float(concept.get("s_learning_rate", cfg["s_learning_rate"])))
         hook = MidBlockShift(pipe.unet)
         ddim = DDIMScheduler.from_config(pipe.scheduler.config)
-        rng = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
+        rng = torch.Generator().manual_seed(int(cfg["seed"]))
         vector = one_hot(concept["name"]).to(pipe.unet.device)
-        latent_size = latent_shape(pipe, cfg.get("resolution"), cfg.get("resolution"))[1:]
+        latent_size = latent_shape(pipe, cfg["resolution"], cfg["resolution"])[1:]
         losses = []
         try:
             for step in tqdm(
-                range(int(cfg.get("max_train_steps", 5000))),
+                range(int(cfg["max_train_steps"])),
                 desc=f"train respodiff {concept['name']}",
-                disable=not cfg.get("progress", True),
+                disable=not cfg["progress"],
             ):
-                k = int(
-                    torch.randint(
-                        int(cfg.get("start_ddim_steps", 0)), int(cfg.get("end_ddim_steps", 49)), (1,), generator=rng
-                    )
-                )
+                k = int(torch.randint(int(cfg["start_ddim_steps"]), int(cfg["end_ddim_steps"]), (1,), generator=rng))
                 z_T = torch.randn((1, pipe.unet.config.in_channels, *latent_size), generator=rng)
                 l_ram, l_sam = self.iteration(pipe, ram, sam, c_opt, s_opt, hook, ddim, vector, concept, k, z_T)
                 losses.append((l_ram, l_sam))
-                if (step + 1) % int(cfg.get("log_every", 250)) == 0:
+                if (step + 1) % int(cfg["log_every"]) == 0:
                     log.info("respodiff %s step %d: L_RAM %.5f, L_SAM %.3g", concept["name"], step + 1, l_ram, l_sam)
         finally:
             hook.remove()
@@ -265,7 +288,7 @@ class RespoDiff(Method):
 
     def iteration(
         self,
-        pipe: Any,
+        pipe: DiffusionPipeline,
         ram: Any,
         sam: Any,
         c_opt: Any,
@@ -292,10 +315,10 @@ class RespoDiff(Method):
         with torch.no_grad():
             if concept.get("kind", "fairness") == "safety":
                 unsafe, _ = encode(pipe, concept["name"])
-                target = cfg_eps(unet, z_k, t, unsafe, neutral, float(cfg.get("target_guidance_scale", 12)))
+                target = cfg_eps(unet, z_k, t, unsafe, neutral, float(cfg["target_guidance_scale"]))
             else:
                 target_embeds, _ = encode(pipe, concept["name"])
-                target = cfg_eps(unet, z_k, t, uncond, target_embeds, float(cfg.get("target_guidance_scale", 4)))
+                target = cfg_eps(unet, z_k, t, uncond, target_embeds, float(cfg["target_guidance_scale"]))
         hook.branch = "all"
         hook.rows = module_rows(ram, None, vector, shape)
         eps_ram = cfg_eps(unet, z_k, t, uncond, neutral, 1.0)
@@ -310,7 +333,7 @@ class RespoDiff(Method):
         hook.rows = None
         with torch.no_grad():
             eps_plain = cfg_eps(unet, z_k, t, uncond, neutral, 1.0)
-        l_sam = float(concept.get("lambda_align", cfg.get("lambda_align", 1.0))) * F.mse_loss(eps_both, eps_plain)
+        l_sam = float(concept.get("lambda_align", cfg["lambda_align"])) * F.mse_loss(eps_both, eps_plain)
         s_opt.zero_grad()
         l_sam.backward()
         if trace is not None:
@@ -320,7 +343,15 @@ class RespoDiff(Method):
         return float(l_ram.detach()), float(l_sam.detach())
 
     def partial_sample(
-        self, pipe: Any, hook: MidBlockShift, ram: Any, sam: Any, vector: Any, neutral: str, z_T: Any, k: int
+        self,
+        pipe: DiffusionPipeline,
+        hook: MidBlockShift,
+        ram: Any,
+        sam: Any,
+        vector: Any,
+        neutral: str,
+        z_T: Any,
+        k: int,
     ) -> Any:
         """z_k: the first k steps of DDIM-50 at CFG 3 on ``neutral`` with RAM + SAM on the conditional branch."""
         import torch
@@ -343,8 +374,8 @@ class RespoDiff(Method):
                 out = pipe(
                     neutral,
                     latents=z_T.to(pipe.unet.device),
-                    num_inference_steps=int(self.cfg.get("ddim_steps", 50)),
-                    guidance_scale=float(self.cfg.get("sampling_guidance_scale", 3)),
+                    num_inference_steps=int(self.cfg["ddim_steps"]),
+                    guidance_scale=float(self.cfg["sampling_guidance_scale"]),
                     output_type="latent",
                     callback_on_step_end=stop,
                 )
@@ -358,9 +389,9 @@ class RespoDiff(Method):
     def concept_for(self, prompt: Prompt, seed: int | ImageSeed) -> str | None:
         """The concept of one image (None: the sum of all concepts) per ``inference`` (see the module docstring)."""
         names = [c["name"] for c in self.concepts()]
-        mode = self.cfg.get("inference", "auto")
+        mode = self.cfg["inference"]
         if mode == "auto":  # experiments set random for COCO-30K (method_by_benchmark); see the module docstring
-            mode = "sum" if self.cfg.get("recipe") == "safety" else "balanced"
+            mode = "sum" if self.cfg["recipe"] == "safety" else "balanced"
         spec = as_image_seed(seed)
         position = spec.index if spec.count > 1 else spec.seed
         if mode == "sum":
@@ -368,7 +399,7 @@ class RespoDiff(Method):
         if mode == "balanced":
             return names[position % len(names)]
         if mode == "random":
-            return random.Random(f"{self.cfg.get('seed', 0)}|{prompt.id}|{spec.seed}|{spec.index}").choice(names)
+            return random.Random(f"{self.cfg['seed']}|{prompt.id}|{spec.seed}|{spec.index}").choice(names)
         raise T2IBenchError(f"respodiff.inference={mode!r}; valid: auto, balanced, random, sum")
 
     def rows_for(self, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> Any:
@@ -381,7 +412,9 @@ class RespoDiff(Method):
             rows.append(sum(self.columns[c][0] + self.columns[c][1] for c in chosen))
         return torch.stack(rows).reshape(len(prompts), *self.shape)
 
-    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+    def generate(
+        self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]
+    ) -> list[Any]:
         self.check_pipeline(pipe)
         if not self.columns:
             raise T2IBenchError("respodiff: modules not prepared (call prepare first)")
@@ -398,7 +431,7 @@ class RespoDiff(Method):
             hook.remove()
 
 
-def encode(pipe: Any, text: str) -> tuple[Any, Any]:
+def encode(pipe: DiffusionPipeline, text: str) -> tuple[Any, Any]:
     """(prompt embeddings, empty-prompt embeddings) as the SD pipeline computes them."""
     import torch
 

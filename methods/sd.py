@@ -15,12 +15,24 @@ negative prompt come from the resolved generation config, and a prompt's ``metad
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method
+from t2ibench.api.method import MethodConfig
 from t2ibench.methods._sampling import plain_sample
 from t2ibench.prompt import Prompt
 from t2ibench.seeding import ImageSeed
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+
+@dataclass
+class SDConfig(MethodConfig):
+    """The SD baseline has no options of its own."""
+
+    name: str = "sd"
 
 
 @METHODS.register("sd")
@@ -28,7 +40,10 @@ class StableDiffusionBaseline(Method):
     """Plain sampling with the loaded pipeline (see the module docstring)."""
 
     name = "sd"
+    config_schema = SDConfig
 
-    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+    def generate(
+        self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]
+    ) -> list[Any]:
         # Prompts that carry generation_overrides (e.g. I2P's guidance column) are sampled in their own sub-batches.
         return self.by_generation(prompts, seeds, lambda ps, ss, gen: plain_sample(pipe, ps, ss, gen))

@@ -36,9 +36,12 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method, Requirements, padded_ids
+from t2ibench.api.config import follows, keys_with, option, stand_in, tiny_preset
+from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._attention import CrossAttentionCapture, smoothing_kernel
 from t2ibench.methods._prompt_parse import extract_entities, first_piece, parse_text, parser_requirements
@@ -48,29 +51,10 @@ from t2ibench.prompt import Prompt
 from t2ibench.seeding import ImageSeed, latent_shape
 from t2ibench.trained_weights import TrainedWeightsCache, training_key
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
 log = logging.getLogger(__name__)
-TRAINING_KEYS = (
-    "recipe",
-    "learning_rate",
-    "max_train_steps",
-    "train_batch_size",
-    "lambda_sep",
-    "lambda_en",
-    "use_norm",
-    "norm_weight",
-    "max_grad_norm",
-    "adam_weight_decay",
-    "seed",
-    "attention_res",
-    "half_batch_quirk",
-    "template",
-    "large_template",
-    "connectors",
-    "prior_template",
-    "concepts",
-    "resolution",
-    "preset",
-)
 
 
 # -- the losses (parity-tested against the official code) -----------------------------------------
@@ -139,11 +123,47 @@ def to_k_parameters(unet: Any) -> dict[str, Any]:
     return {name: p for name, p in unet.named_parameters() if "attn2.to_k" in name}
 
 
+@dataclass
+class SepEnConfig(MethodConfig):
+    """The official defaults of adobe/SeperateAndEnhance@2ddc822 (the individual recipe; ``sepen_large.yaml`` the
+    large-scale one)."""
+
+    name: str = "sepen"
+    recipe: str = option("individual", training=True)  # individual (one model per concept pair) | large
+    learning_rate: float = option(8.0e-6, training=True)  # individual: 2e-6 x 4; large: 5e-7 x 4 x 2 = 4e-6
+    max_train_steps: int = tiny_preset(200, 3, training=True)  # individual: 200 (3 per pair on the tiny model)
+    train_batch_size: int = option(4, training=True)
+    lambda_sep: float = option(1.0, training=True)
+    lambda_en: float = option(0.5, training=True)
+    use_norm: bool = option(False, training=True)  # the prior-preservation term (large: true, weight 0.5)
+    norm_weight: float = option(1.0, training=True)
+    max_grad_norm: float = option(1.0, training=True)
+    adam_weight_decay: float = option(0.01, training=True)
+    seed: int = option(0, training=True)
+    attention_res: int = option(16, training=True)
+    resolution: int | None = option(None, training=True)  # training latent size; null = the model's default size
+    half_batch_quirk: bool = option(True, training=True)  # official: only the second half of the batch gets the loss
+    template: str = option("a photo of {} and {}", training=True)
+    large_template: str = option("a photo of a {} {} a {}", training=True)
+    connectors: list[str] = option(factory=lambda: ["and", "with"], training=True)
+    prior_template: str = option("a photo of {}", training=True)
+    concepts: list[str] | None = option(None, training=True)  # large: the concept list; null = the benchmark's nouns
+    guidance_scale: float = 6.0  # sampling CFG of the official evaluation (overrides generation.guidance_scale)
+    parser: str = stand_in("parser", "en_core_web_trf")  # nouns of prompts whose metadata names no objects
+    log_every: int = option(50, runtime=True)
+    preset: str = tiny_preset("official", "tiny", training=True)  # tiny: the tiny model's training preset (README)
+    progress: bool = follows("run.progress", True, runtime=True)
+
+
+TRAINING_KEYS = keys_with(SepEnConfig, "training")  # what keys the trained weights (from the schema)
+
+
 @METHODS.register("sepen")
 class SeparateAndEnhance(Method):
     """Separate-and-Enhance (see the module docstring)."""
 
     name = "sepen"
+    config_schema = SepEnConfig
     supported_pipelines = ("StableDiffusionPipeline",)
 
     def __init__(self, cfg: dict[str, Any], generation: dict[str, Any]):
@@ -152,7 +172,7 @@ class SeparateAndEnhance(Method):
         self.losses: dict[str, list[float]] = {}
 
     def required_weights(self) -> Requirements:
-        return parser_requirements(self.cfg.get("parser"))
+        return parser_requirements(self.cfg["parser"])
 
     # -- concepts -------------------------------------------------------------------------------
     def concept_pair(self, prompt: Prompt) -> tuple[str, str] | None:
@@ -162,22 +182,19 @@ class SeparateAndEnhance(Method):
                 return str(meta[key][0]), str(meta[key][1])
         if meta.get("subject") and meta.get("object"):
             return str(meta["subject"]), str(meta["object"])
-        nouns = [
-            group[0].text
-            for group in extract_entities(parse_text(self.cfg.get("parser", "en_core_web_trf"), prompt.text))
-        ]
+        nouns = [group[0].text for group in extract_entities(parse_text(self.cfg["parser"], prompt.text))]
         return (nouns[0], nouns[1]) if len(nouns) >= 2 else None
 
     def training_config(self) -> dict[str, Any]:
-        return {k: self.cfg.get(k) for k in TRAINING_KEYS}
+        return {k: self.cfg[k] for k in TRAINING_KEYS}
 
     # -- training -------------------------------------------------------------------------------
-    def prepare(self, pipe: Any, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
+    def prepare(self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
         identity = pipeline_identity(pipe)
-        if self.cfg.get("recipe", "individual") == "large":
+        if self.cfg["recipe"] == "large":
             concepts = list(
-                self.cfg.get("concepts") or dict.fromkeys(c for p in prompts for c in (self.concept_pair(p) or ()))
+                self.cfg["concepts"] or dict.fromkeys(c for p in prompts for c in (self.concept_pair(p) or ()))
             )
             if len(concepts) < 2:
                 raise T2IBenchError(
@@ -199,7 +216,7 @@ class SeparateAndEnhance(Method):
             self.weights[prompt.id] = self._cached_or_trained(pipe, cache, key, {"pair": list(pair)})
 
     def _cached_or_trained(
-        self, pipe: Any, cache: TrainedWeightsCache, key: str, trained_on: dict[str, Any]
+        self, pipe: DiffusionPipeline, cache: TrainedWeightsCache, key: str, trained_on: dict[str, Any]
     ) -> dict[str, Any]:
         expected = {name: tuple(p.shape) for name, p in to_k_parameters(pipe.unet).items()}
 
@@ -209,7 +226,7 @@ class SeparateAndEnhance(Method):
 
         return cache.load_or_train(self.name, key, expected, train)[0]
 
-    def train(self, pipe: Any, trained_on: dict[str, Any]) -> tuple[dict[str, Any], list[float]]:
+    def train(self, pipe: DiffusionPipeline, trained_on: dict[str, Any]) -> tuple[dict[str, Any], list[float]]:
         """Finetune ``to_k`` on ``trained_on`` (a pair or a concept list); returns the tensors and the losses.
         The pipeline's weights are restored afterwards."""
         import torch
@@ -226,24 +243,24 @@ class SeparateAndEnhance(Method):
         for p in params.values():
             p.requires_grad_(True)
         ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
-        generator = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
-        rng = random.Random(int(cfg.get("seed", 0)))
+        generator = torch.Generator().manual_seed(int(cfg["seed"]))
+        rng = random.Random(int(cfg["seed"]))
         optimizer = torch.optim.AdamW(
             list(params.values()),
-            lr=float(cfg.get("learning_rate", 8e-6)),
+            lr=float(cfg["learning_rate"]),
             betas=(0.9, 0.999),
-            weight_decay=float(cfg.get("adam_weight_decay", 1e-2)),
+            weight_decay=float(cfg["adam_weight_decay"]),
             eps=1e-8,
         )
-        batch = int(cfg.get("train_batch_size", 4))
-        shape = latent_shape(pipe, cfg.get("resolution"), cfg.get("resolution"))
-        capture = CrossAttentionCapture(unet, int(cfg.get("attention_res", 16))).install()
+        batch = int(cfg["train_batch_size"])
+        shape = latent_shape(pipe, cfg["resolution"], cfg["resolution"])
+        capture = CrossAttentionCapture(unet, int(cfg["attention_res"])).install()
         device, dtype = unet.device, unet.dtype
         losses: list[float] = []
-        steps = int(cfg.get("max_train_steps", 200))
+        steps = int(cfg["max_train_steps"])
         unet.train()
         try:
-            for step in tqdm(range(steps), desc="train sepen", unit="step", disable=not cfg.get("progress", True)):
+            for step in tqdm(range(steps), desc="train sepen", unit="step", disable=not cfg["progress"]):
                 texts, pairs = self._training_texts(trained_on, batch, rng)
                 ids = padded_ids(pipe.tokenizer, texts)
                 indices = [
@@ -256,32 +273,32 @@ class SeparateAndEnhance(Method):
                 noisy = noisy.to(device=device, dtype=dtype)
                 with capture.recording():
                     unet(noisy, t.to(device), encoder_hidden_states=embeds)
-                quirk = bool(cfg.get("half_batch_quirk", True))
+                quirk = bool(cfg["half_batch_quirk"])
                 maps = sepen_maps(capture, batch, quirk)
                 loss, _ = sepen_loss(
                     maps,
                     [indices[s] for s in map_samples(batch, quirk)],
-                    float(cfg.get("lambda_sep", 1.0)),
-                    float(cfg.get("lambda_en", 0.5)),
+                    float(cfg["lambda_sep"]),
+                    float(cfg["lambda_en"]),
                 )
-                if cfg.get("use_norm") and cfg.get("recipe") != "large":
-                    loss = loss + float(cfg.get("norm_weight", 1.0)) * self._prior_loss(
+                if cfg["use_norm"] and cfg["recipe"] != "large":
+                    loss = loss + float(cfg["norm_weight"]) * self._prior_loss(
                         pipe, trained_on, batch, shape, ddpm, generator, rng, original, params
                     )
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(attn2, float(cfg.get("max_grad_norm", 1.0)))
+                torch.nn.utils.clip_grad_norm_(attn2, float(cfg["max_grad_norm"]))
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                if cfg.get("use_norm") and cfg.get("recipe") == "large":
-                    prior = float(cfg.get("norm_weight", 0.5)) * self._prior_loss(
+                if cfg["use_norm"] and cfg["recipe"] == "large":
+                    prior = float(cfg["norm_weight"]) * self._prior_loss(
                         pipe, trained_on, batch, shape, ddpm, generator, rng, original, params
                     )
                     prior.backward()
-                    torch.nn.utils.clip_grad_norm_(attn2, float(cfg.get("max_grad_norm", 1.0)))
+                    torch.nn.utils.clip_grad_norm_(attn2, float(cfg["max_grad_norm"]))
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                 losses.append(float(loss))
-                if (step + 1) % int(cfg.get("log_every", 50)) == 0 or step + 1 == steps:
+                if (step + 1) % int(cfg["log_every"]) == 0 or step + 1 == steps:
                     log.info("sepen step %d/%d: loss %.5f", step + 1, steps, float(loss))
             trained = {name: p.detach().cpu().clone() for name, p in params.items()}
         finally:
@@ -300,18 +317,18 @@ class SeparateAndEnhance(Method):
         """The batch's training prompts and their concept pairs."""
         if "pair" in trained_on:
             c1, c2 = trained_on["pair"]
-            return [self.cfg.get("template", "a photo of {} and {}").format(c1, c2)] * batch, [(c1, c2)] * batch
+            return [self.cfg["template"].format(c1, c2)] * batch, [(c1, c2)] * batch
         texts, pairs = [], []
         for _ in range(batch):
             a, b = rng.sample(list(trained_on["concepts"]), 2)
-            connector = rng.choice(list(self.cfg.get("connectors") or ["and", "with"]))
+            connector = rng.choice(list(self.cfg["connectors"] or ["and", "with"]))
             pairs.append((a, b))
-            texts.append(self.cfg.get("large_template", "a photo of a {} {} a {}").format(a, connector, b))
+            texts.append(self.cfg["large_template"].format(a, connector, b))
         return texts, pairs
 
     def _prior_loss(
         self,
-        pipe: Any,
+        pipe: DiffusionPipeline,
         trained_on: dict[str, Any],
         batch: int,
         shape: tuple,
@@ -325,7 +342,7 @@ class SeparateAndEnhance(Method):
         import torch
 
         concepts = trained_on.get("concepts") or trained_on["pair"]
-        texts = [self.cfg.get("prior_template", "a photo of {}").format(rng.choice(concepts)) for _ in range(batch)]
+        texts = [self.cfg["prior_template"].format(rng.choice(concepts)) for _ in range(batch)]
         ids = padded_ids(pipe.tokenizer, texts)
         device, dtype = pipe.unet.device, pipe.unet.dtype
         with torch.no_grad():
@@ -345,9 +362,11 @@ class SeparateAndEnhance(Method):
     # -- sampling -------------------------------------------------------------------------------
     def sampling_generation(self, generation: dict[str, Any]) -> dict[str, Any]:
         """The official evaluation samples at the method's ``guidance_scale`` (6.0), whatever generation.* says."""
-        return {**generation, "guidance_scale": float(self.cfg.get("guidance_scale", generation["guidance_scale"]))}
+        return {**generation, "guidance_scale": float(self.cfg["guidance_scale"])}
 
-    def generate(self, pipe: Any, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> list[Any]:
+    def generate(
+        self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]
+    ) -> list[Any]:
         import torch
 
         self.check_pipeline(pipe)

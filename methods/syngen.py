@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Requirements
+from t2ibench.api.config import stand_in
+from t2ibench.api.method import MethodConfig
 from t2ibench.methods._attention import CrossAttentionCapture
 from t2ibench.methods._guidance import GuidedMethod
 from t2ibench.methods._prompt_parse import (
@@ -46,6 +49,9 @@ from t2ibench.methods._prompt_parse import (
     syngen_groups,
 )
 from t2ibench.prompt import Prompt
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
 Trace = Callable[[str, int, Any], None]
 
@@ -94,11 +100,27 @@ def syngen_loss(maps: Any, groups: Sequence[Group], positions: Sequence[int]) ->
     return loss
 
 
+@dataclass
+class SynGenConfig(MethodConfig):
+    """The official defaults of RoyiRa/Linguistic-Binding-in-Diffusion-Models@50b8eab."""
+
+    name: str = "syngen"
+    step_size: float = 20.0  # constant, no decay
+    num_intervention_steps: int = 25  # of 50
+    attention_res: int = 16
+    parser: str = stand_in("parser", "en_core_web_trf")  # en_core_web_trf as the official code, or any English model
+    include_entities: bool = False
+    first_noun_only_quirk: bool = True  # official: extractor 3 stops after the first noun
+    reuse_first_prompt_indices: bool = False  # official bug (indices of the first prompt reused forever): off
+    batched: bool = False  # true: guide a whole batch at once (same images to float tolerance)
+
+
 @METHODS.register("syngen")
 class SynGen(GuidedMethod):
     """SynGen guidance (see the module docstring). ``trace(kind, step, payload)`` records events."""
 
     name = "syngen"
+    config_schema = SynGenConfig
 
     def __init__(
         self,
@@ -113,36 +135,40 @@ class SynGen(GuidedMethod):
         self._first_groups: list[Group] | None = None
 
     def required_weights(self) -> Requirements:
-        return parser_requirements(self.cfg.get("parser"))
+        return parser_requirements(self.cfg["parser"])
 
-    def groups(self, pipe: Any, prompt: Prompt) -> list[Group]:
+    def groups(self, pipe: DiffusionPipeline, prompt: Prompt) -> list[Group]:
         """The (modifier..., noun) groups of ``prompt`` as CLIP positions."""
-        if self.cfg.get("reuse_first_prompt_indices", False) and self._first_groups is not None:
+        if self.cfg["reuse_first_prompt_indices"] and self._first_groups is not None:
             return self._first_groups
         if prompt.metadata.get("parse"):
             doc = doc_from_parse(prompt.metadata["parse"])
         elif self.parser is not None:
             doc = self.parser(prompt.text)
         else:
-            doc = parse_text(self.cfg.get("parser", "en_core_web_trf"), prompt.text)
+            doc = parse_text(self.cfg["parser"], prompt.text)
         groups = syngen_groups(
             doc,
             pipe.tokenizer,
             prompt.text,
-            bool(self.cfg.get("include_entities", False)),
-            bool(self.cfg.get("first_noun_only_quirk", True)),
+            bool(self.cfg["include_entities"]),
+            bool(self.cfg["first_noun_only_quirk"]),
         )
         if self._first_groups is None:
             self._first_groups = groups
         return groups
 
     def _hook(
-        self, pipe: Any, capture: CrossAttentionCapture, groups: list[list[Group]], positions: list[list[int]]
+        self,
+        pipe: DiffusionPipeline,
+        capture: CrossAttentionCapture,
+        groups: list[list[Group]],
+        positions: list[list[int]],
     ) -> Callable:
         import torch
 
-        steps = int(self.cfg.get("num_intervention_steps", 25))
-        step_size = float(self.cfg.get("step_size", 20.0))
+        steps = int(self.cfg["num_intervention_steps"])
+        step_size = float(self.cfg["step_size"])
         trace = self.trace
 
         def hook(latents: Any, i: int, t: Any, prompt_embeds: Any) -> Any:
@@ -170,7 +196,11 @@ class SynGen(GuidedMethod):
         return hook
 
     def make_hook(
-        self, pipe: Any, capture: CrossAttentionCapture, prompts: Sequence[Prompt], generation: Mapping[str, Any]
+        self,
+        pipe: DiffusionPipeline,
+        capture: CrossAttentionCapture,
+        prompts: Sequence[Prompt],
+        generation: Mapping[str, Any],
     ) -> Callable:
         groups = [self.groups(pipe, p) for p in prompts]
         if self.trace is not None:

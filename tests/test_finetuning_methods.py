@@ -79,9 +79,9 @@ def test_sepen_loss_and_to_k_gradients_match_the_official_code(parity_pipe, shar
         indices = [(meta["index_c1"][b], meta["index_c2"][b]) for b in map_samples(4, True)]
         loss, per_sample = sepen_loss(maps, indices, meta["settings"]["lambda_sep"], meta["settings"]["lambda_en"])
         loss.backward()
-        amap_diff = float((maps - tensors["amap"]).abs().max())
+        amap_diff = float((maps - tensors["amap"]).abs().max().detach())
         loss_diff = max(
-            abs(float(loss) - meta["loss_total"]),
+            abs(float(loss.detach()) - meta["loss_total"]),
             *(
                 abs(s - r["separate"]) + abs(e - r["enhance"])
                 for (s, e), r in zip(per_sample, meta["per_sample"], strict=True)

@@ -46,7 +46,7 @@ def warn_truncated_prompts(pipe: DiffusionPipeline | None, prompts: Sequence[Pro
 class _NaNGuard:
     """A forward pre-hook on the VAE decoder that refuses non-finite latents (before they become black images)."""
 
-    def __init__(self, pipe: Any):
+    def __init__(self, pipe: DiffusionPipeline):
         vae = getattr(pipe, "vae", None)
         self.handle = None
         if vae is not None and hasattr(vae, "decoder"):
@@ -72,7 +72,7 @@ class _NaNGuard:
             self.handle.remove()
 
 
-def nan_guard(pipe: Any) -> _NaNGuard:
+def nan_guard(pipe: DiffusionPipeline) -> _NaNGuard:
     """``with nan_guard(pipe):`` generation stops with a clear error on NaN/inf latents."""
     return _NaNGuard(pipe)
 
@@ -127,7 +127,7 @@ class StepProgress:
     gradients) and moves the bar by ``batch / steps`` images per call, never past the batch, which is then
     settled exactly when its images are written."""
 
-    def __init__(self, bar: Any, pipe: Any, steps: int):
+    def __init__(self, bar: Any, pipe: DiffusionPipeline, steps: int):
         self.bar, self.steps, self.batch, self.shown = bar, max(1, int(steps)), 0, 0.0
         denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
         self.handle = denoiser.register_forward_hook(self._on_forward) if denoiser is not None else None

@@ -23,17 +23,24 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from t2ibench.api.config import keys_with
 from t2ibench.errors import T2IBenchError
 from t2ibench.hashing import stable_hash
+from t2ibench.schema import ModelConfig
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
 log = logging.getLogger(__name__)
 
 _CACHE: dict[str, Any] = {}
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-# Keys of the model config that do not change the weights or numerics (left out of cache and store keys).
-RUNTIME_KEYS = ("device", "generation_defaults")
+# Keys of the model config that do not change the weights or numerics (left out of cache and store keys), and the
+# tiny model's own keys (left out of other models' identity): both from the schema, t2ibench.schema.ModelConfig.
+RUNTIME_KEYS = keys_with(ModelConfig, "runtime")
+TINY_ONLY_KEYS = keys_with(ModelConfig, "tiny_only")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -60,6 +67,8 @@ def resolve_dtype(dtype: str, device: str):
 def model_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The part of the model config that determines the weights and numerics (no device)."""
     identity = {k: v for k, v in dict(cfg).items() if k not in RUNTIME_KEYS}
+    if identity.get("source") != "tiny":
+        identity = {k: v for k, v in identity.items() if k not in TINY_ONLY_KEYS}
     if identity.get("source") == "tiny":
         from t2ibench.tiny_models import TINY_MODEL_VERSION
 
@@ -96,7 +105,7 @@ def tiny_description(identity: Mapping[str, Any]) -> str:
     )
 
 
-def pipeline_identity(pipe: Any) -> dict[str, Any]:
+def pipeline_identity(pipe: DiffusionPipeline) -> dict[str, Any]:
     """What identifies a pipeline's weights in cache keys: the identity recorded by :func:`load_pipeline`, or, for a
     pipeline built elsewhere, its class and UNet config (never the class alone: two models would share keys)."""
     recorded = getattr(pipe, "_t2ibench_identity", None)

@@ -18,8 +18,7 @@ from typing import Any
 
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
-
-GENERATION_KEYS = ("scheduler", "num_inference_steps", "guidance_scale", "height", "width", "negative_prompt")
+from t2ibench.schema import GENERATION_KEYS
 
 
 def resolve_generation(generation: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -38,7 +37,8 @@ def resolve_generation(generation: Mapping[str, Any], defaults: Mapping[str, Any
     return resolved
 
 
-# (section, key, kind): options that must have a type before anything runs (null = the default)
+# (section, key, kind): the value checks beyond the schema's types (t2ibench.schema), before anything runs; they also
+# check configs given as plain dicts (run_cell in scripts and tests). null = the default.
 TYPED_OPTIONS = (
     ("generation", "num_inference_steps", "positive integer"),
     ("generation", "guidance_scale", "number"),
@@ -131,7 +131,7 @@ def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
     from t2ibench.models import model_identity
     from t2ibench.provenance import STAND_IN_FOLDER
     from t2ibench.run_store import shard_label
-    from t2ibench.seeding import parse_seeds, positive_int, resolve_seeding
+    from t2ibench.seeding import parse_seeds, resolve_seeding
 
     check_option_types(cfg)
     model_cfg, bench_cfg, run_cfg = dict(cfg["model"]), dict(cfg["benchmark"]), dict(cfg["run"])
@@ -154,7 +154,7 @@ def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
             raise T2IBenchError(f"evaluator '{name}' has no config (conf/evaluator/{name}.yaml)")
         evaluators[name] = dict(evaluator_cfgs[name])
     seeds = parse_seeds(run_cfg.get("seeds", [0]))
-    batch_size = positive_int(run_cfg.get("batch_size", 1), "run.batch_size")
+    batch_size = int(run_cfg.get("batch_size", 1))  # checked above (TYPED_OPTIONS), the one place it is
     seeding = resolve_seeding(run_cfg, bench_cfg.pop("seeding", None))
     prompts = load_benchmark(bench_name, **bench_cfg)
     if not prompts:

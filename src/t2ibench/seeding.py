@@ -29,9 +29,7 @@ if TYPE_CHECKING:
 
 
 def make_batches(items: Sequence[Any], batch_size: int) -> list[list[Any]]:
-    """Consecutive chunks of ``batch_size`` items (the last may be shorter)."""
-    if int(batch_size) < 1:
-        raise T2IBenchError(f"run.batch_size must be >= 1, got {batch_size}")
+    """Consecutive chunks of ``batch_size`` items (the last may be shorter; the plan checks the size)."""
     size = int(batch_size)
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 

@@ -13,13 +13,26 @@ rely on them. A loader that reads data files lists them as ``loader.data_files``
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
+from t2ibench.api.config import option
 from t2ibench.api.registry import BENCHMARKS
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
 
 COMMON_OPTIONS = ("n", "subset_seed", "shard")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Keys every benchmark config has; each benchmark's schema (``loader.config_schema``) extends it."""
+
+    name: str = "benchmark"
+    label: str | None = option(None)  # the name in the run store and tables (default: the name)
+    n: int | None = None  # keep the first n prompts (null: all)
+    subset_seed: int | None = None  # with a seed, n is a seeded random subset (kept in benchmark order)
+    shard: str | None = None  # "i/k": every k-th prompt from i, for splitting a sweep across jobs
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:

@@ -31,13 +31,13 @@ def option(
     default: Any = dataclasses.MISSING,
     *,
     factory: Callable[[], Any] | None = None,
-    runtime: bool = False,
-    training: bool = False,
     node: str | None = None,
+    **flags: bool,
 ) -> Any:
-    """A schema field: its official ``default`` (or ``factory`` for lists and dicts), whether it is a ``runtime``
-    or ``training`` key, and ``node``, the interpolation it takes in the composed config (see the module docstring)."""
-    metadata = {"runtime": runtime, "training": training, _NODE: node}
+    """A schema field: its official ``default`` (or ``factory`` for lists, dicts and nested schemas), ``node``, the
+    interpolation it takes in the composed config (see the module docstring), and flags read by :func:`keys_with`
+    (``runtime=True``, ``training=True``, ...)."""
+    metadata = {**flags, _NODE: node}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -95,14 +95,21 @@ def keys_with(schema: type, flag: str) -> tuple[str, ...]:
 
 
 def schema_node(schema: type) -> Any:
-    """The typed OmegaConf node of ``schema``, each option at its composed-config value (interpolation or default)."""
+    """The typed OmegaConf node of ``schema``, each option at its composed-config value (interpolation or default),
+    nested schemas included."""
     from omegaconf import OmegaConf
 
     node = OmegaConf.structured(schema)
+    _apply_nodes(node, schema)
+    return node
+
+
+def _apply_nodes(node: Any, schema: type) -> None:
     for f in dataclasses.fields(schema):
         if f.metadata.get(_NODE):
             node[f.name] = f.metadata[_NODE]
-    return node
+        elif f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
+            _apply_nodes(node[f.name], f.default_factory)
 
 
 def register(kind: str, name: str, schema: type) -> str:

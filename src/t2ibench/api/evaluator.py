@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from t2ibench.api.config import follows, keys_with, option, with_defaults
 from t2ibench.api.requirements import Requirements
 from t2ibench.hashing import stable_hash
 from t2ibench.run_store import SCORE_KEY_COLUMNS, RunStore
 from t2ibench.stats import Cell, MetricSpec, mean_cell
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluatorConfig:
+    """Keys every evaluator config has (none changes a number); each evaluator's schema extends it."""
+
+    chunk_size: int = option(256, runtime=True)  # rows are written after every chunk (resumable scoring)
+    device: str = option("auto", runtime=True)
+    progress: bool = follows("run.progress", True, runtime=True)  # progress bar while scoring
 
 
 class Evaluator:
@@ -34,10 +45,15 @@ class Evaluator:
     metric_specs: ClassVar[tuple[MetricSpec, ...]] = ()
     backbone_keys: ClassVar[dict[str, tuple[str, str | None]]] = {}
     version: ClassVar[str] = "1"
-    runtime_keys: ClassVar[tuple[str, ...]] = ("batch_size", "chunk_size", "device", "progress")
+    config_schema: ClassVar[type] = EvaluatorConfig  # the evaluator's options and their defaults
 
     def __init__(self, cfg: Mapping[str, Any]):
-        self.cfg = dict(cfg)
+        self.cfg = with_defaults(self.config_schema, cfg)  # a partial config gets the defaults
+
+    @property
+    def runtime_keys(self) -> tuple[str, ...]:
+        """The keys that never change a number (the schema's ``runtime`` fields): left out of the score key."""
+        return keys_with(self.config_schema, "runtime")
 
     # -- keys and provenance --------------------------------------------------------------------
     def eval_config(self) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from t2ibench.api.config import option, with_defaults
 from t2ibench.api.requirements import Requirements
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
@@ -56,6 +58,14 @@ def apply_scheduler(pipe: DiffusionPipeline, scheduler: str | None) -> None:
     pipe.scheduler = cls.from_config(original.config)
 
 
+@dataclass
+class MethodConfig:
+    """Keys every method config has; each method's schema (``config_schema``) extends it."""
+
+    name: str = "method"  # the registered name (the Method class)
+    label: str | None = option(None)  # the row label in tables and the store (default: the name), e.g. sepen_large
+
+
 class Method:
     """Base class of method adapters.
 
@@ -72,11 +82,12 @@ class Method:
     """
 
     name: ClassVar[str] = ""
+    config_schema: ClassVar[type] = MethodConfig  # the method's options and their official defaults
     supported_pipelines: ClassVar[tuple[str, ...]] = ()
     needs_pipeline: ClassVar[bool] = True  # False: no model is loaded (images made elsewhere)
 
     def __init__(self, cfg: Mapping[str, Any], generation: Mapping[str, Any]):
-        self.cfg = dict(cfg)
+        self.cfg = with_defaults(self.config_schema, cfg)  # a partial config gets the official defaults
         self.generation = dict(generation)
 
     def check_pipeline(self, pipe: DiffusionPipeline) -> None:

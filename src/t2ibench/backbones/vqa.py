@@ -15,15 +15,38 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from t2ibench.api.config import option, stand_in
 from t2ibench.api.requirements import Requirements
 from t2ibench.backbones import cached
 from t2ibench.backbones.chat_vlm import family
 from t2ibench.errors import T2IBenchError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class VQAConfig:
+    """A VQAScore configuration (the vqascore evaluator's, role bias's ``vqa``, ReBind's filter): null template, answer
+    and rule take the family's t2v-metrics 3.0 values, a null model the family's checkpoint."""
+
+    backend: str = "transformers"  # transformers (t2ibench's implementation) | t2v_metrics (the reference, own env)
+    family: str = "clip-flant5"  # clip-flant5 (the papers' default) | llava (LLaVA-1.5) | qwen2_vl (Qwen2-VL)
+    model: str | None = stand_in("vqa", None)  # null: the family's checkpoint; tiny = a random stand-in
+    revision: str = "main"  # pin a commit hash for reproducible numbers
+    tokenizer: str = "google/flan-t5-xxl"  # clip-flant5 only (the slow flan-t5-xxl tokenizer)
+    template: str | None = None  # null: the family's ('Does this figure show "{}"? Please answer yes or no.')
+    answer: str | None = None  # null: "Yes"
+    rule: str | None = None  # null: the family's (geometric for CLIP-FlanT5 / LLaVA, first_token for Qwen2-VL)
+    dtype: str | None = None  # null: bfloat16 on CUDA (the reference), float32 on CPU
+    python: str | None = option(None, runtime=True)  # backend t2v_metrics: an environment with t2v-metrics==3.0
+    timeout: float = option(86400.0, runtime=True)  # backend t2v_metrics: seconds
+    seed: int = 0  # the tiny stand-in's
+    batch_size: int = option(8, runtime=True)
+    device: str = option("auto", runtime=True)
 
 
 def resolve_family(cfg: Mapping[str, Any]) -> dict[str, Any]:
