@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
 LatentHook = Callable[[Any, int, Any, Any], Any]
+Trace = Callable[[str, int, Any], None]  # (kind, loop iteration, payload): the events parity tests compare
 GUIDED_PIPELINES = ("StableDiffusionPipeline",)
 
 

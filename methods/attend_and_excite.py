@@ -38,7 +38,7 @@ from t2ibench.api.config import option, stand_in, tiny_preset
 from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._attention import CrossAttentionCapture, smoothing_kernel
-from t2ibench.methods._guidance import GuidedMethod
+from t2ibench.methods._guidance import GuidedMethod, Trace
 from t2ibench.methods._prompt_parse import (
     _Word,
     align_groups,
@@ -51,8 +51,6 @@ from t2ibench.prompt import Prompt
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
-
-Trace = Callable[[str, int, Any], None]
 
 
 def max_attention_per_token(

@@ -38,7 +38,7 @@ from t2ibench.api import METHODS, Requirements
 from t2ibench.api.config import stand_in
 from t2ibench.api.method import MethodConfig
 from t2ibench.methods._attention import CrossAttentionCapture
-from t2ibench.methods._guidance import GuidedMethod
+from t2ibench.methods._guidance import GuidedMethod, Trace
 from t2ibench.methods._prompt_parse import (
     Group,
     attention_map_index_to_wordpiece,
@@ -52,8 +52,6 @@ from t2ibench.prompt import Prompt
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
-
-Trace = Callable[[str, int, Any], None]
 
 
 def symmetric_kl(map1: Any, map2: Any) -> Any:
