@@ -182,7 +182,9 @@ class SeparateAndEnhance(Method):
                 return str(meta[key][0]), str(meta[key][1])
         if meta.get("subject") and meta.get("object"):
             return str(meta["subject"]), str(meta["object"])
-        nouns = [group[0].text for group in extract_entities(parse_text(self.cfg["parser"], prompt.text))]
+        groups = extract_entities(parse_text(self.cfg["parser"], prompt.text))
+        # words only: a parser may tag an emoji or a symbol as a noun, which no training prompt can align
+        nouns = [group[0].text for group in groups if any(c.isalpha() for c in group[0].text)]
         return (nouns[0], nouns[1]) if len(nouns) >= 2 else None
 
     def training_config(self) -> dict[str, Any]:
