@@ -6,14 +6,18 @@ Reference sets (``reference``): ``folder`` (every image under ``reference_dir``)
 the run's COCO-30K prompts, found by ``image_id`` in ``coco_image_dir`` as ``COCO_val2014_<id>.jpg``, ``<id>.jpg`` or
 ``<id>.png``), or ``per_prompt`` (``reference_dir/<prompt id>/``: the Decorrelation paper's image-image FID against a
 curated folder per prompt; the cell is the mean over prompts).
-Features (``feature_extractor``): ``inception`` = the standard FID Inception-v3 weights through torchmetrics /
-torch-fidelity (the ``fid`` extra; torch-fidelity needs torchvision), 2048-d pool features; ``tiny`` = a seeded random
-conv net (the tiny model's offline stand-in; its numbers mean nothing); any module mapping
-(B, 3, 299, 299) float images in [0, 255] to (B, D) can be injected (``feature_module``), e.g. in tests.
-Conventions (``convention``, recorded with every number): ``clean`` = clean-fid's: PIL bicubic resize to 299 of each
-channel in float, no quantisation (RespoDiff's choice); ``torchmetrics`` = uint8 input resized inside the network
-(torch-fidelity's TF1-style bilinear resize, no antialias). With the torch-fidelity network, which takes uint8 only,
-``clean`` rounds the float resize to uint8 (documented deviation: clean-fid's own network takes the float image).
+Features (``feature_extractor``): ``inception`` = the FID Inception-v3 (:mod:`t2ibench.backbones.fid_inception`, plain
+torch in torch-fidelity's layout, loading torch-fidelity's published weights file: no torchvision needed), 2048-d pool
+features; ``tiny`` = a seeded random conv net (the tiny model's offline stand-in; its numbers mean nothing); any
+module mapping (B, 3, 299, 299) float images in [0, 255] to (B, D) can be injected (``feature_module``), e.g. in tests.
+Conventions (``convention``, recorded with every number): ``clean`` = clean-fid's (GaParmar/clean-fid@v0.1.35, mode
+``clean``): PIL bicubic resize to 299 of each channel in float, no quantisation, the float image into the network
+(RespoDiff's choice); ``torch_fidelity`` = torch-fidelity's (toshas/torch-fidelity@v0.4.0, TF1 FID, and torchmetrics
+with ``antialias=False``): the uint8 image at its own size, TensorFlow-1 bilinear resize (no antialias, no half-pixel
+centres); ``torchmetrics`` = torchmetrics 1.9's ``FrechetInceptionDistance`` default: the uint8 image, torch bilinear
+resize *with* antialias (``antialias=True``, its default since torchmetrics#3130; older releases resized as
+``torch_fidelity``). Both equal their reference
+on the same weights (``tests/test_reference_parity.py``; README "Evaluator parity" gives the measured differences).
 The reference statistics are cached under ``$T2IBENCH_CACHE/fid/`` by (folder content hash, extractor, convention).
 Per-image rows: ``feature_file`` and ``feature_index`` (generated features kept in the store) and ``image_id``.
 """
@@ -37,7 +41,7 @@ from t2ibench.hashing import stable_hash
 from t2ibench.run_store import RunStore
 from t2ibench.stats import Cell, MetricSpec, mean_cell
 
-CONVENTIONS = ("clean", "torchmetrics")
+CONVENTIONS = ("clean", "torch_fidelity", "torchmetrics")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 FID_SIZE = 299
 
@@ -61,9 +65,14 @@ def preprocess(image: Any, convention: str) -> Any:
             for c in range(3)
         ]
         return torch.from_numpy(np.stack(channels).clip(0, 255))
-    return torch.from_numpy(np.asarray(rgb.resize((FID_SIZE, FID_SIZE), Image.BILINEAR), dtype=np.float32)).permute(
-        2, 0, 1
-    )
+    from t2ibench.backbones.fid_inception import resize_like_tf1
+
+    pixels = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).float().unsqueeze(0)
+    if convention == "torch_fidelity":
+        return resize_like_tf1(pixels, FID_SIZE)[0]
+    return torch.nn.functional.interpolate(
+        pixels, size=(FID_SIZE, FID_SIZE), mode="bilinear", align_corners=False, antialias=True
+    )[0]
 
 
 class _Passthrough:
@@ -138,11 +147,12 @@ class FIDConfig(EvaluatorConfig):
     reference: str = "folder"  # folder (reference_dir) | coco (COCO images by image_id) | per_prompt (<dir>/<id>/)
     reference_dir: str | None = None
     coco_image_dir: str | None = None
-    feature_extractor: str = stand_in("fid", "inception")  # inception: the FID weights (fid extra); tiny: stand-in
+    feature_extractor: str = stand_in("fid", "inception")  # inception: FID Inception-v3; tiny: a random stand-in
+    inception_weights: str | None = None  # null: torch-fidelity's release file (downloaded once); or a local .pth
     feature_id: str = ""  # names an injected feature_module in the score key
     feature_module: Any = option(None, runtime=True)  # an injected (B, 3, 299, 299) -> (B, D) module (tests)
     seed: int = 0
-    convention: str = "clean"  # clean (clean-fid's float bicubic resize; RespoDiff) | torchmetrics (uint8, inside)
+    convention: str = "clean"  # clean (clean-fid; RespoDiff) | torch_fidelity (TF1 bilinear) | torchmetrics (antialias)
     cache_dir: str | None = option(None, runtime=True)  # reference statistics; null = $T2IBENCH_CACHE/fid
 
 
@@ -158,7 +168,10 @@ class FIDEvaluator(Evaluator):
     def required_weights(self) -> Requirements:
         needs = Requirements()
         if self.cfg["feature_extractor"] == "inception":
-            needs.notes.append("fid: torch-fidelity's Inception weights (the fid extra downloads them from GitHub)")
+            needs.notes.append(
+                "fid: the FID Inception weights (torch-fidelity's release file, downloaded on first use; offline: "
+                "evaluator.fid.inception_weights=<.pth>)"
+            )
         return needs
 
     def __init__(self, cfg: Mapping[str, Any]):
@@ -177,14 +190,12 @@ class FIDEvaluator(Evaluator):
         if self._module is None:
             if self.cfg["feature_extractor"] != "inception":
                 raise T2IBenchError("fid.feature_extractor must be 'inception' or 'tiny' (or inject feature_module)")
-            try:
-                from torchmetrics.image.fid import NoTrainInceptionV3
-            except (ImportError, ModuleNotFoundError) as err:
-                raise T2IBenchError(
-                    f"FID's Inception network needs the fid extra (torch-fidelity, torchvision): pip install 't2ibench[fid]' ({err})"
-                ) from None
-            network = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
-            self._module = lambda x: network(x.round().clamp(0, 255).byte())
+            from t2ibench.backbones import fid_inception
+            from t2ibench.models import resolve_device
+
+            device = resolve_device(self.cfg.get("device", "auto"))
+            network = fid_inception.load(self.cfg["inception_weights"], device)
+            self._module = lambda x: network(x.to(device), resize=False)
         return self._module
 
     def features(self, images: Sequence[Any]) -> Any:

@@ -48,7 +48,7 @@ def test_conventions_differ_and_have_the_fid_size():
     clean, tm = preprocess(image, "clean"), preprocess(image, "torchmetrics")
     assert clean.shape == tm.shape == (3, 299, 299) and not torch.equal(clean, tm)
     assert clean.dtype == torch.float32 and not torch.equal(clean, clean.round())  # no quantisation in clean
-    with pytest.raises(T2IBenchError, match="valid: clean, torchmetrics"):
+    with pytest.raises(T2IBenchError, match="valid: clean, torch_fidelity, torchmetrics"):
         preprocess(image, "legacy")
 
 

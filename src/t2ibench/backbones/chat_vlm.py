@@ -12,8 +12,10 @@ Families (``FAMILIES``: the t2v-metrics 3.0 template, answer and rule of each):
 * ``qwen2_vl`` (Qwen2-VL-2B/7B/72B-Instruct): the checkpoint's chat template with one user turn (image, then text),
   template ``Does this image show "{}"?`` (v3.0; v3.1 changed it), rule ``first_token``: greedy ``generate`` of one
   token with ``output_scores``; the softmax over the vocabulary of that step's (processed) scores at the first token
-  id of ``Yes``. Those scores are processed by the checkpoint's ``generation_config`` (logits processors such as a
-  repetition penalty), which is not yet recorded with the scores: check it when loading real weights.
+  id of ``Yes``. Those scores are processed by the checkpoint's ``generation_config``: greedy decoding still applies
+  its ``repetition_penalty``, in t2v-metrics and here alike (``tests/test_reference_parity.py`` compares the two on a
+  checkpoint with a penalty); the generation config belongs to the checkpoint at its revision, which the score key
+  names.
 
 Inputs are assembled here (image tokens expanded to the number of visual tokens, as the processors do) because the
 transformers processors of both families also build a video processor, which needs torchvision. Batches are left

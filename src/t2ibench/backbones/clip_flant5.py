@@ -9,7 +9,10 @@ tower's penultimate-layer patch tokens (``mm_vision_select_layer`` -2, no CLS) t
 (``mlp2x_gelu``); images are padded to a square with the CLIP mean colour, then resized to 336 and centre-cropped.
 The checkpoint layout is that of t2v_metrics' ``CLIPT5ForConditionalGeneration``: T5 keys, ``mm_projector.{0,2}.*``
 and ``vision_tower.vision_tower.*`` (a ``CLIPVisionModel``; loaded from ``mm_vision_tower`` when absent).
-The slow T5 tokenizer of ``google/flan-t5-xxl`` (``use_fast=False``, ``model_max_length`` 2048) is used.
+The T5 tokenizer of ``google/flan-t5-xxl`` (``model_max_length`` 2048: longer question ids are cut there, as
+t2v-metrics cuts them) is used; the pad colour is ``int(255 * mean)`` (truncated, as the reference). Equal to
+t2v-metrics 3.0's ``CLIPT5Model`` on a random checkpoint of this layout to 3e-5 relative
+(``tests/test_reference_parity.py``).
 
 Rules (``rule``): ``geometric`` = exp(-mean cross-entropy) over the answer tokens including ``</s>`` (CLIP-FlanT5,
 LLaVA: about sqrt(P(Yes)) since P(</s>|Yes) ~ 1; not a Yes/No softmax); ``first_token`` = softmax over the vocabulary
@@ -20,10 +23,14 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from t2ibench.errors import T2IBenchError
+
+log = logging.getLogger(__name__)
 
 SYSTEM_MESSAGE = (
     "A chat between a curious user and an artificial intelligence assistant. "
@@ -84,7 +91,8 @@ class CLIPFlanT5:
     # -- inputs ---------------------------------------------------------------------------------
     def image_features(self, images: list[Any]) -> Any:
         """(B, patches, d_model) projected penultimate-layer patch features of PIL images."""
-        mean = tuple(int(round(255 * v)) for v in self.image_processor.image_mean)
+        # the reference truncates (int(x * 255): (122, 116, 104) for CLIP), it does not round
+        mean = tuple(int(255 * v) for v in self.image_processor.image_mean)
         squared = [expand2square(image.convert("RGB"), mean) for image in images]
         pixels = self.image_processor(images=squared, return_tensors="pt")["pixel_values"].to(
             self.device, next(self.vision.parameters()).dtype
@@ -101,7 +109,16 @@ class CLIPFlanT5:
         for feature, question in zip(features, questions, strict=True):
             prompt = f"{SYSTEM_MESSAGE} USER: {IMAGE_PLACEHOLDER}\n{question} ASSISTANT: "
             before, after = prompt.split(IMAGE_PLACEHOLDER)
-            ids = [torch.tensor(self.tokenizer(chunk).input_ids, device=self.device) for chunk in (before, after)]
+            head, tail = (self.tokenizer(chunk).input_ids for chunk in (before, after))
+            # t2v-metrics cuts the joined ids (the image placeholder is one of them) at model_max_length (2048), so a
+            # long text loses its end, "ASSISTANT: </s>" included
+            limit = int(self.tokenizer.model_max_length)
+            if len(head) + 1 + len(tail) > limit:
+                if len(head) + 1 > limit:
+                    raise T2IBenchError(f"clip-flant5: the prompt before the image is over {limit} tokens")
+                log.warning("clip-flant5: a question of %d tokens was cut to %d", len(head) + 1 + len(tail), limit)
+                tail = tail[: limit - len(head) - 1]
+            ids = [torch.tensor(chunk, device=self.device) for chunk in (head, tail)]
             rows.append(torch.cat([embed(ids[0]), feature.to(embed.weight.dtype), embed(ids[1])]))
         length = max(r.shape[0] for r in rows)
         embeds = torch.zeros(len(rows), length, rows[0].shape[-1], dtype=rows[0].dtype, device=self.device)
@@ -182,6 +199,10 @@ class CLIPFlanT5:
             **{k: v for k, v in config.items() if k not in ("model_type", "architectures", "auto_map")}
         )
         t5 = T5ForConditionalGeneration(t5_config)
+        if "lm_head.weight" in state and config.get("tie_word_embeddings") is False:
+            # Flan-T5 (T5 v1.1) has its own LM head; transformers 5 ties lm_head to the shared embeddings whatever the
+            # config says, so loading both keys would overwrite the embeddings with the head. Untie first.
+            t5.lm_head.weight = torch.nn.Parameter(t5.lm_head.weight.detach().clone())
         t5_keys = {k: v for k, v in state.items() if not k.startswith(("vision_tower.", "mm_projector."))}
         missing, unexpected = t5.load_state_dict(t5_keys, strict=False)
         if [k for k in missing if "embed_tokens" not in k and k != "lm_head.weight"] or unexpected:
@@ -200,7 +221,7 @@ class CLIPFlanT5:
                 if "vision_config" in config
                 else CLIPVisionModel.from_pretrained(vision_name)
             )
-            vision.load_state_dict(vision_keys)
+            vision.load_state_dict(_match_prefix(vision_keys, vision.state_dict()))
         else:
             vision = CLIPVisionModel.from_pretrained(vision_name)
         projector = build_projector(
@@ -229,6 +250,19 @@ def build_projector(kind: str, in_dim: int, out_dim: int) -> Any:
     for _ in range(int(match.group(1)) - 1):
         layers += [torch.nn.GELU(), torch.nn.Linear(out_dim, out_dim)]
     return torch.nn.Sequential(*layers)
+
+
+def _match_prefix(state: dict[str, Any], target: Mapping[str, Any], prefix: str = "vision_model.") -> dict[str, Any]:
+    """``state`` keyed as ``target`` is: t2v-metrics checkpoints name the tower ``vision_model.*`` (transformers 4),
+    transformers 5's ``CLIPVisionModel`` keys have no such prefix (its ``from_pretrained`` converts; a raw
+    ``load_state_dict`` does not)."""
+    ours = any(k.startswith(prefix) for k in target)
+    theirs = any(k.startswith(prefix) for k in state)
+    if theirs and not ours:
+        return {k.removeprefix(prefix): v for k, v in state.items()}
+    if ours and not theirs:
+        return {prefix + k: v for k, v in state.items()}
+    return state
 
 
 def _download(repo: str, revision: str | None) -> Path:
