@@ -16,7 +16,7 @@ Conventions (``convention``, recorded with every number): ``clean`` = clean-fid'
 with ``antialias=False``): the uint8 image at its own size, TensorFlow-1 bilinear resize (no antialias, no half-pixel
 centres); ``torchmetrics`` = torchmetrics 1.9's ``FrechetInceptionDistance`` default: the uint8 image, torch bilinear
 resize *with* antialias (``antialias=True``, its default since torchmetrics#3130; older releases resized as
-``torch_fidelity``). Both equal their reference
+``torch_fidelity``). Each equals its reference
 on the same weights (``tests/test_reference_parity.py``; README "Evaluator parity" gives the measured differences).
 The reference statistics are cached under ``$T2IBENCH_CACHE/fid/`` by (folder content hash, extractor, convention).
 Per-image rows: ``feature_file`` and ``feature_index`` (generated features kept in the store) and ``image_id``.

@@ -120,7 +120,8 @@ def q16_probabilities(model: Any, processor: Any, images: Sequence[Any], prompts
     with torch.inference_mode():
         image = clip.embedding(model.get_image_features(pixel_values=pixels)).float()
     image = image / image.norm(dim=-1, keepdim=True)
-    text = prompts.to(device).float() / prompts.to(device).float().norm(dim=-1, keepdim=True)
+    text = prompts.to(device).float()
+    text = text / text.norm(dim=-1, keepdim=True)
     return torch.softmax(100 * image @ text.T, dim=-1)
 
 
