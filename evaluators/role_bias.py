@@ -78,7 +78,7 @@ class YesNoVLMConfig:
     """The yes/no VLM of ``role_questions: yes_no`` (the paper used LLaVA-1.6-7B / InternVL2-8B)."""
 
     family: str = "llava"
-    model: str = stand_in("vqa", "llava-hf/llava-1.5-7b-hf")
+    model: str = stand_in("vqa", "liuhaotian/llava-v1.5-7b")
     revision: str = "main"
     max_new_tokens: int = 8
     dtype: str | None = None

@@ -12,7 +12,8 @@ How the probability is computed depends on the model family, as in t2v-metrics 3
   ``_t2v_metrics_entry.py`` as a subprocess; how a user checks the native backend on real weights:
   ``t2ibench evaluators=[vqascore] evaluator.vqascore.backend=t2v_metrics evaluator.vqascore.python=/envs/t2v/bin/python``.
 Families (``family``; :mod:`t2ibench.backbones.chat_vlm`): ``clip-flant5`` (default), ``llava`` (LLaVA-1.5,
-``llava-hf/llava-1.5-13b-hf``: the same template, Vicuna chat, rule ``geometric``) and ``qwen2_vl``
+``liuhaotian/llava-v1.5-13b``, t2v-metrics' checkpoint, :mod:`t2ibench.backbones.llava15`: the same template, Vicuna
+chat, rule ``geometric``) and ``qwen2_vl``
 (``Qwen/Qwen2-VL-7B-Instruct``: ``Does this image show "{}"?``, rule ``first_token`` = the softmax of the first
 generated step at the first token of ``Yes``). ``template``, ``answer`` and ``rule`` left null take the family's
 t2v-metrics 3.0 values; the resolved values are part of the cache key and recorded in the evaluator's provenance.

@@ -88,53 +88,79 @@ def test_tiny_vlm_with_known_logits_and_batching(tmp_path):
     assert square.size == (80, 80) and square.getpixel((0, 0)) == (9, 9, 9) and square.getpixel((40, 40)) == (1, 2, 3)
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
-def test_chat_vlm_families_with_known_logits_and_batching(family):
+def test_qwen2_vl_with_known_logits_and_batching():
+    """Qwen2-VL: the softmax of the first generated step at the first token of "Yes"; left padding changes nothing."""
     from t2ibench.backbones.chat_vlm import FAMILIES, tiny_chat_vlm
 
-    model = tiny_chat_vlm(family, 0)
-    preset = FAMILIES[family]
+    model = tiny_chat_vlm("qwen2_vl", 0)
+    preset = FAMILIES["qwen2_vl"]
     images = [Image.new("RGB", (80, 64), (255, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 255))]
     images.append(Image.new("RGB", (64, 96), (0, 255, 0)))
     questions = [preset.template.format(t) for t in ("a cat", "a dog and a frog", "one mouse chasing one cat")]
     _, counts = model._vision(images[:1])
-    prompt = model.prompt(questions[0], counts[0])
-    prompt_ids = model._ids(prompt)
+    prompt_ids = model._ids(model.prompt(questions[0], counts[0]))
     assert prompt_ids.count(model.model.config.image_token_id) == counts[0]  # the placeholder is expanded
-    if preset.rule == "geometric":  # LLaVA: exp(-mean CE) over the shifted answer tokens, "Yes" then </s>
-        tail = model.answer_ids(prompt_ids, prompt, "Yes")
-        assert tail[-1] == model.tokenizer.eos_token_id and len(tail) >= 2
-        target = [0.36] + [0.9] * (len(tail) - 1)
-        length = len(prompt_ids) + len(tail)
+    first = model.tokenizer("Yes", add_special_tokens=False).input_ids[0]
 
-        def hook(module, args, out):
-            out = out.clone()
-            for j, (token, p) in enumerate(zip(tail, target, strict=True)):  # position t predicts token t + 1
-                out[:, length - len(tail) - 1 + j] = _logits_for([token], [p], out.shape[-1])[0]
-            return out
+    def hook(module, args, out):
+        out = out.clone()
+        out[:, -1] = _logits_for([first], [0.3], out.shape[-1])[0]
+        return out
 
-        expected = math.exp(sum(math.log(p) for p in target) / len(target))
-    else:  # Qwen2-VL: the softmax of the first generated step at the first token of "Yes"
-        first = model.tokenizer("Yes", add_special_tokens=False).input_ids[0]
-
-        def hook(module, args, out):
-            out = out.clone()
-            out[:, -1] = _logits_for([first], [0.3], out.shape[-1])[0]
-            return out
-
-        expected = 0.3
     handle = model.model.lm_head.register_forward_hook(hook)
     try:
         known = model.answer_probability(images[:1], questions[:1])[0]
     finally:
         handle.remove()
-    assert known == pytest.approx(expected, rel=1e-4)
+    assert known == pytest.approx(0.3, rel=1e-4)
     batched = model.answer_probability(images, questions)
     single = [model.answer_probability([i], [q])[0] for i, q in zip(images, questions, strict=True)]
     assert batched == pytest.approx(single, rel=1e-4)  # left padding does not change a score
     assert all(0 < v < 1 for v in batched)
     captions = model.generate(images, "Answer concisely: what is going on in this image?", 5)
     assert captions == [model.generate([i], "Answer concisely: what is going on in this image?", 5)[0] for i in images]
+
+
+def test_llava15_with_known_logits_batching_and_the_length_limit():
+    """LLaVA-1.5: exp(-mean CE) over the shifted labels "Yes", "</s>" after the spliced image features; right padding
+    changes nothing; a question longer than the tokenizer's limit is an error, not a NaN."""
+    from t2ibench.backbones.llava15 import IMAGE, tiny_llava15
+    from t2ibench.errors import T2IBenchError
+
+    model = tiny_llava15(0)
+    template = 'Does this figure show "{}"? Please answer yes or no.'
+    images = [Image.new("RGB", (80, 64), (255, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 255))]
+    images.append(Image.new("RGB", (64, 96), (0, 255, 0)))
+    questions = [template.format(t) for t in ("a cat", "a dog and a frog", "one mouse chasing one cat")]
+    prompt = model.question_prompt(questions[0])
+    ids = model.token_ids(prompt + "Yes</s>")
+    assert ids.count(IMAGE) == 1 and ids[0] == model.tokenizer.bos_token_id and ids[-1] == model.tokenizer.eos_token_id
+    answer = ids[len(model.token_ids(prompt)) - 1 :]
+    assert model.tokenizer.convert_ids_to_tokens(answer) == ["▁Yes", "</s>"]
+    patches = model.image_features(images[:1]).shape[1]
+    length = len(ids) - 1 + patches
+    target = [0.36, 0.9]
+
+    def hook(module, args, out):
+        out = out.clone()
+        for j, (token, p) in enumerate(zip(answer, target, strict=True)):  # position t predicts token t + 1
+            out[:, length - len(answer) - 1 + j] = _logits_for([token], [p], out.shape[-1])[0]
+        return out
+
+    handle = model.lm.lm_head.register_forward_hook(hook)
+    try:
+        known = model.answer_probability(images[:1], questions[:1])[0]
+    finally:
+        handle.remove()
+    assert known == pytest.approx(math.sqrt(0.36 * 0.9), rel=1e-4)
+    batched = model.answer_probability(images, questions)
+    single = [model.answer_probability([i], [q])[0] for i, q in zip(images, questions, strict=True)]
+    assert batched == pytest.approx(single, rel=1e-4) and all(0 < v < 1 for v in batched)
+    captions = model.generate(images, "Answer concisely: what is going on in this image?", 5)
+    assert captions == [model.generate([i], "Answer concisely: what is going on in this image?", 5)[0] for i in images]
+    model.tokenizer.model_max_length = 20
+    with pytest.raises(T2IBenchError, match="no answer token is left"):
+        model.answer_probability(images[:1], questions[:1])
 
 
 def test_vqascore_family_presets_are_resolved_and_recorded(tmp_path):

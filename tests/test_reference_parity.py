@@ -86,14 +86,68 @@ def test_clip_flant5_vqascore_equals_t2v_metrics(clip_flant5_folder, batch_size)
     assert_scores_equal(np.array(ref["scores_one_pair_per_forward"]), np.array(ref["scores"])[:1])
 
 
-def test_role_bias_beta_from_our_scores_equals_beta_from_the_reference(clip_flant5_folder):
+# -- VQAScore: LLaVA-1.5 ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def llava_folder(tmp_path_factory):
+    spec = fixture("llava", "checkpoint.json")
+    _, folder = checkpoints.rebuild_llava(tmp_path_factory.mktemp("llava"), spec, FIXTURES / "llava" / "tokenizer")
+    return folder
+
+
+def llava_scores(folder: Path, ref: dict, batch_size: int) -> np.ndarray:
+    cfg = {"family": "llava", "model": str(folder), "dtype": "float32", "device": "cpu", "batch_size": batch_size}
+    return vqa_table(cfg, ref)
+
+
+def test_llava_token_ids_and_labels_equal_t2v_metrics(llava_folder):
+    """The ids t2v-metrics' ``tokenizer_image_token`` builds with transformers 4.49's slow LlamaTokenizer (the image as
+    -200, the later chunk without BOS and with its dummy-prefix piece, "Yes</s>" with </s> as the EOS id) and where the
+    labels start, from the same tokenizer.model read by transformers 5."""
+    from t2ibench.backbones import vqa as backbone
+
+    ref = fixture("llava", "scores.json")
+    model = backbone.load({"family": "llava", "model": str(llava_folder), "dtype": "float32", "device": "cpu"})
+    for text, ids, start in zip(ref["texts"], ref["input_ids"], ref["label_start"], strict=True):
+        prompt = model.question_prompt(ref["question_template"].format(text))
+        assert model.token_ids(prompt + "Yes</s>") == ids
+        assert len(model.token_ids(prompt)) - 1 == start
+
+
+@pytest.mark.parametrize("batch_size", [4, 1])
+def test_llava_vqascore_equals_t2v_metrics(llava_folder, batch_size):
+    """The liuhaotian layout (Llama + mm_projector, the tower from mm_vision_tower), square and non-square images,
+    a multi-sentence text and a 760-token one; batches of 4 (right padded) and single pairs."""
+    ref = fixture("llava", "scores.json")
+    assert ref["question_template"] == vqa_backbone.family("llava").template
+    assert_scores_equal(llava_scores(llava_folder, ref, batch_size), np.array(ref["scores"]))
+    assert_scores_equal(np.array(ref["scores_one_pair_per_forward"]), np.array(ref["scores"])[:1])
+
+
+def test_llava_hf_conversions_are_refused_with_the_checkpoint_to_use(tmp_path):
+    import json as json_module
+
+    from t2ibench.backbones.llava15 import LLaVA15
+    from t2ibench.errors import T2IBenchError
+
+    (tmp_path / "config.json").write_text(json_module.dumps({"model_type": "llava", "text_config": {}}))
+    with pytest.raises(T2IBenchError, match="llava-hf conversion.*liuhaotian/llava-v1.5-13b"):
+        LLaVA15.from_pretrained(str(tmp_path))
+
+
+@pytest.mark.parametrize("family", ["clip-flant5", "llava", "qwen2_vl"])
+def test_role_bias_beta_from_our_scores_equals_beta_from_the_reference(family, request):
     """beta = mean_i VQA(I_i, c_rev) - mean_i VQA(I_i, c) (ReBind, ../shared/reference/evaluators.md 2.2), per frequency,
     macro over compositions: the first two images are a frequent composition 'cat chasing mouse', the last two a rare
-    one 'mouse chasing cat'."""
+    one 'mouse chasing cat'; the VQAScores of each family's model, ours against t2v-metrics'."""
     from t2ibench.evaluators.role_bias import composition_table
 
-    ref = fixture("clip_flant5", "scores.json")
-    ours = clip_flant5_scores(clip_flant5_folder, ref, 4)
+    name = family.replace("-", "_")
+    ref = fixture(name, "scores.json")
+    folder = request.getfixturevalue(f"{name}_folder")
+    cfg = {"family": family, "model": str(folder), "dtype": "float32", "device": "cpu", "batch_size": 4}
+    if family == "clip-flant5":
+        cfg["tokenizer"] = str(folder)
+    ours = vqa_table(cfg, ref)
     theirs = np.array(ref["scores"])
     layout = [("a", "frequent", 0, 1), ("a", "frequent", 0, 1), ("b", "rare", 1, 0), ("b", "rare", 1, 0)]
 

@@ -104,6 +104,21 @@ def rebuild_clip_flant5(root: Any, spec: Mapping[str, Any], tokenizer_dir: Any) 
     """Write the CLIP-FlanT5 fixture's two folders under ``root``: ``clip-vision`` (the ``mm_vision_tower`` a
     t2v-metrics checkpoint names: a CLIPVisionModel with its preprocessor) and ``clip-flant5`` (the
     ``CLIPT5ForConditionalGeneration`` layout t2v-metrics loads, with the T5 tokenizer files). Returns both paths."""
+    return rebuild_with_vision_tower(root, spec, tokenizer_dir, "clip-flant5", "vision_tower.vision_tower.", True)
+
+
+def rebuild_llava(root: Any, spec: Mapping[str, Any], tokenizer_dir: Any) -> tuple[Any, Any]:
+    """Write the LLaVA-1.5 fixture's folders under ``root``: ``clip-vision`` (its ``mm_vision_tower``) and ``llava``
+    (the liuhaotian ``LlavaLlamaForCausalLM`` layout: Llama keys and ``model.mm_projector.*``, no tower weights, as
+    the tower is loaded from ``mm_vision_tower``; with the Llama tokenizer files). Returns both paths."""
+    return rebuild_with_vision_tower(root, spec, tokenizer_dir, "llava", "model.vision_tower.vision_tower.", False)
+
+
+def rebuild_with_vision_tower(
+    root: Any, spec: Mapping[str, Any], tokenizer_dir: Any, name: str, tower_prefix: str, tower_in_model: bool
+) -> tuple[Any, Any]:
+    """A VLM checkpoint folder ``root/name`` whose config names a separate CLIP tower folder ``root/clip-vision``
+    (``mm_vision_tower``); the tower's tensors are the manifest's names under ``tower_prefix``."""
     import json
     import shutil
     from pathlib import Path
@@ -111,20 +126,21 @@ def rebuild_clip_flant5(root: Any, spec: Mapping[str, Any], tokenizer_dir: Any) 
     from safetensors.torch import save_file
 
     root = Path(root)
-    vision, model = root / "clip-vision", root / "clip-flant5"
+    vision, model = root / "clip-vision", root / name
     state = state_dict(spec["manifest"], int(spec["seed"]), spec.get("gains"))
-    prefix = "vision_tower.vision_tower."
     vision.mkdir(parents=True, exist_ok=True)
     (vision / "config.json").write_text(json.dumps(spec["vision_config"], indent=1))
     (vision / "preprocessor_config.json").write_text(json.dumps(spec["preprocessor"], indent=1))
     save_file(
-        {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)},
+        {k[len(tower_prefix) :]: v for k, v in state.items() if k.startswith(tower_prefix)},
         str(vision / "model.safetensors"),
         metadata={"format": "pt"},
     )
     model.mkdir(parents=True, exist_ok=True)
     config = dict(spec["config"], mm_vision_tower=str(vision))
     (model / "config.json").write_text(json.dumps(config, indent=1))
+    if not tower_in_model:
+        state = {k: v for k, v in state.items() if not k.startswith(tower_prefix)}
     save_file(state, str(model / "model.safetensors"), metadata={"format": "pt"})
     for file in Path(tokenizer_dir).iterdir():
         shutil.copy(file, model / file.name)

@@ -10,18 +10,18 @@ Run it in its own environment, never in the project's (README, "Evaluator parity
         torch-fidelity==0.4.0 clean-fid==0.1.35 torchmetrics==1.9.0 bert-score==0.3.13 openai-clip==1.0.1 \
         "setuptools<81" scipy safetensors accelerate
     /tmp/refvenv/bin/pip install --no-deps t2v-metrics==3.0
-    /tmp/refvenv/bin/python tests/reference/make_fixtures.py [--only clip_flant5,qwen2_vl,bertscore,fid,clip]
+    /tmp/refvenv/bin/python tests/reference/make_fixtures.py [--only clip_flant5,llava,qwen2_vl,bertscore,fid,clip]
 
-What runs is the reference code itself, unchanged: t2v-metrics' ``CLIPT5Model`` / ``Qwen2VLModel`` (their
+What runs is the reference code itself, unchanged: t2v-metrics' ``CLIPT5Model`` / ``LLaVAModel`` / ``Qwen2VLModel`` (their
 ``load_model`` on the tiny folders and their ``forward``), bert-score's ``BERTScorer``, openai/CLIP's ``clip.load``
 and preprocessing, torch-fidelity's ``FeatureExtractorInceptionV3`` and
 clean-fid's resize, feature loop and ``frechet_distance``. Two things around it are ours and documented:
 * ``import t2v_metrics`` needs ffmpeg and imports every wrapper of the package (LLaVA-NeXT, decord, ...); the package
   directories are registered without running their ``__init__`` so that one wrapper module loads on its own, and
   ``decord`` (imported at the top of the Qwen wrapper for videos only) is given an empty module.
-* t2v-metrics casts CLIP-FlanT5 to bfloat16 and loads Qwen2-VL in bfloat16 with flash-attention; the parity run casts
-  the loaded model to float32 (and uses sdpa attention), because the comparison is of the scoring path, not of bf16
-  rounding. t2ibench's dtype default on CUDA stays bfloat16, as the reference.
+* t2v-metrics casts CLIP-FlanT5 and LLaVA-1.5 to bfloat16 and loads Qwen2-VL in bfloat16 with flash-attention; the
+  parity run casts the loaded model to float32 (and uses sdpa attention), because the comparison is of the scoring
+  path, not of bf16 rounding (for LLaVA the bf16-rounded RoPE frequencies are restored too). t2ibench's dtype default on CUDA stays bfloat16, as the reference.
 """
 
 from __future__ import annotations
@@ -143,9 +143,33 @@ def train_t5_tokenizer(folder: Path) -> None:
     T5TokenizerFast.from_pretrained(str(folder), from_slow=True).save_pretrained(folder)
 
 
+def tower_layout(folder: Path) -> None:
+    """A tiny CLIP ViT tower at openai/clip-vit-large-patch14-336's resolution (336 px, 14 px patches: 576 patch tokens)
+    with that checkpoint's preprocessor, saved by transformers (the layout ``mm_vision_tower`` names)."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    vision_config = CLIPVisionConfig(
+        image_size=336,
+        patch_size=14,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+    )
+    CLIPVisionModel(vision_config).save_pretrained(folder)
+    processor = CLIPImageProcessor(
+        size={"shortest_edge": 336},
+        crop_size={"height": 336, "width": 336},
+        resample=3,
+        image_mean=checkpoints.OPENAI_CLIP_MEAN,
+        image_std=checkpoints.OPENAI_CLIP_STD,
+    )
+    processor.save_pretrained(folder)
+
+
 def clip_flant5(images: list[Path]) -> None:
     import torch
-    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+    from transformers import AutoTokenizer
 
     out = FIXTURES / "clip_flant5"
     tokenizer_dir = out / "tokenizer"
@@ -155,23 +179,7 @@ def clip_flant5(images: list[Path]) -> None:
     wrapper_mod = t2v_module("models.vqascore_models.clip_t5_model")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        vision_config = CLIPVisionConfig(
-            image_size=336,
-            patch_size=14,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-        )
-        CLIPVisionModel(vision_config).save_pretrained(tmp / "layout-vision")
-        processor = CLIPImageProcessor(
-            size={"shortest_edge": 336},
-            crop_size={"height": 336, "width": 336},
-            resample=3,
-            image_mean=checkpoints.OPENAI_CLIP_MEAN,
-            image_std=checkpoints.OPENAI_CLIP_STD,
-        )
-        processor.save_pretrained(tmp / "layout-vision")
+        tower_layout(tmp / "layout-vision")
         config = model_mod.CLIPT5Config(
             vocab_size=vocab,
             d_model=32,
@@ -232,6 +240,147 @@ def clip_flant5(images: list[Path]) -> None:
         },
     )
     print("clip_flant5:", np.round(np.array(scores), 5).tolist())
+
+
+# -- LLaVA-1.5 ---------------------------------------------------------------------------------------------------------
+def train_llama_tokenizer(folder: Path) -> None:
+    """A 600-piece sentencepiece BPE in Llama's convention (unk 0, bos 1, eos 2, byte fallback, dummy prefix, no
+    whitespace folding, split digits), saved as the slow ``LlamaTokenizer`` with liuhaotian/llava-v1.5's tokenizer
+    settings (``legacy: false``, ``model_max_length`` 2048, right padding, no pad token; tokenizer.model only)."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+
+    corpus = [SYSTEM_MSG, *TEXTS[:3], 'Does this figure show "{}"? Please answer yes or no.', "USER: ASSISTANT: Yes No"]
+    corpus += ["Yes", "yes", "No", "a photo of a dog running on the beach", "very detailed", "riding horse astronaut"]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus * 20),
+        model_writer=model,
+        vocab_size=600,
+        model_type="bpe",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        byte_fallback=True,
+        split_digits=True,
+        add_dummy_prefix=True,
+        remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True,
+        normalization_rule_name="identity",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.model").write_bytes(model.getvalue())
+    slow = LlamaTokenizer(
+        str(folder / "tokenizer.model"), legacy=False, model_max_length=2048, padding_side="right", pad_token=None
+    )
+    slow.save_pretrained(folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("add_prefix_space")  # transformers 4.49 writes it; liuhaotian's file (older) has none: its default
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+def llava(images: list[Path]) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    out = FIXTURES / "llava"
+    tokenizer_dir = out / "tokenizer"
+    train_llama_tokenizer(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), use_fast=False)
+    model_mod = t2v_module("models.vqascore_models.llava.model.language_model.llava_llama")
+    wrapper_mod = t2v_module("models.vqascore_models.llava_model")
+    mm_utils = t2v_module("models.vqascore_models.mm_utils")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        tower_layout(tmp / "layout-vision")
+        from transformers import CLIPVisionModel
+
+        tower = CLIPVisionModel.from_pretrained(str(tmp / "layout-vision"))
+        # liuhaotian/llava-v1.5-13b's config.json, scaled down (a Llama with the mm_* keys of LLaVA-1.5)
+        config = model_mod.LlavaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=4096,
+            rms_norm_eps=1e-5,
+            hidden_act="silu",
+            tie_word_embeddings=False,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            mm_vision_tower=str(tmp / "layout-vision"),
+            mm_hidden_size=32,
+            mm_projector_type="mlp2x_gelu",
+            mm_vision_select_layer=-2,
+            mm_vision_select_feature="patch",
+            mm_use_im_start_end=False,
+            mm_use_im_patch_token=False,
+            image_aspect_ratio="pad",
+            tokenizer_model_max_length=2048,
+            tokenizer_padding_side="right",
+            use_mm_proj=True,
+            architectures=["LlavaLlamaForCausalLM"],
+        )
+        layout = model_mod.LlavaLlamaForCausalLM(config)  # the tower is built on load (delay_load): not in the state
+        layout.config.save_pretrained(tmp / "layout")
+        saved_config = json.loads((tmp / "layout" / "config.json").read_text())
+        saved_config.pop("mm_vision_tower")
+        saved_config["model_type"] = "llava"  # as liuhaotian's config.json says
+        tower_prefix = "model.vision_tower.vision_tower."
+        manifest = checkpoints.manifest_of(layout.state_dict())
+        manifest += [(tower_prefix + k, s) for k, s in checkpoints.manifest_of(tower.state_dict())]
+        spec = {
+            "seed": 21,
+            "gains": {"lm_head.weight": 1.0},
+            "config": saved_config,
+            "vision_config": json.loads((tmp / "layout-vision" / "config.json").read_text()),
+            "preprocessor": json.loads((tmp / "layout-vision" / "preprocessor_config.json").read_text()),
+            "manifest": sorted(manifest),
+        }
+        _, folder = checkpoints.rebuild_llava(tmp / "model", spec, tokenizer_dir)
+
+        entry = wrapper_mod.LLAVA_MODELS["llava-v1.5-13b"]
+        entry["model"]["path"], entry["tokenizer"]["path"] = str(folder), str(folder)
+        scorer = wrapper_mod.LLaVAModel("llava-v1.5-13b", device="cpu", cache_dir=str(tmp / "cache"))
+        scorer.model.to(torch.float32)
+        # load_pretrained_model's .to(bfloat16) also rounds RoPE's inv_freq buffer (as on a GPU, where t2ibench's
+        # bfloat16 cast rounds it alike); the float32 comparison restores the exact frequencies
+        for module in scorer.model.modules():
+            if hasattr(module, "original_inv_freq"):
+                module.inv_freq = module.original_inv_freq.clone()
+        scores = [scorer.forward([str(p)] * len(TEXTS), TEXTS).tolist() for p in images]
+        single = [[scorer.forward([str(p)], [t]).item() for t in TEXTS] for p in images[:1]]
+        # the token ids of each prompt as t2v-metrics builds them (-200 is the image), for a readable failure
+        questions = [wrapper_mod.format_question(wrapper_mod.default_question_template.format(t)) for t in TEXTS]
+        ids = [
+            mm_utils.tokenizer_image_token(q + wrapper_mod.format_answer("Yes"), scorer.tokenizer) for q in questions
+        ]
+        label_start = [len(mm_utils.tokenizer_image_token(q, scorer.tokenizer)) - 1 for q in questions]
+    write_json(out / "checkpoint.json", spec)
+    write_json(
+        out / "scores.json",
+        {
+            "images": [p.name for p in images],
+            "texts": TEXTS,
+            "question_template": wrapper_mod.default_question_template,
+            "answer": wrapper_mod.default_answer_template,
+            "scores": scores,
+            "scores_one_pair_per_forward": single,
+            "input_ids": ids,
+            "label_start": label_start,
+            "reference": "t2v_metrics 3.0 LLaVAModel.forward (llava-v1.5-13b entry pointed at the tiny folder), float32",
+            "versions": versions("t2v-metrics", "torch", "transformers", "sentencepiece"),
+        },
+    )
+    print("llava:", np.round(np.array(scores), 5).tolist())
 
 
 # -- Qwen2-VL ----------------------------------------------------------------------------------------------------------
@@ -728,11 +877,12 @@ def fid(_images: list[Path]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="clip_flant5,qwen2_vl,bertscore,fid,clip")
+    parser.add_argument("--only", default="clip_flant5,llava,qwen2_vl,bertscore,fid,clip")
     args = parser.parse_args()
     images = make_images()
     jobs = {
         "clip_flant5": clip_flant5,
+        "llava": llava,
         "qwen2_vl": qwen2_vl,
         "bertscore": bertscore,
         "fid": fid,

@@ -1,25 +1,25 @@
-"""Decoder-only chat VLMs for VQAScore and captioning: the LLaVA-1.5 and Qwen2-VL families through their transformers
-classes (``LlavaForConditionalGeneration``, ``Qwen2VLForConditionalGeneration``), following t2v-metrics 3.0
-(linzhiqiu/t2v_metrics@7c06208, ``models/vqascore_models/{llava_model,qwen2vl_model}.py``) as specified in
-``../shared/reference/evaluators.md`` §1.3 (no code copied).
+"""Decoder-only chat VLMs for VQAScore and captioning: the family presets (template, answer, rule) of t2v-metrics 3.0
+(linzhiqiu/t2v_metrics@7c06208, ``models/vqascore_models/{clip_t5_model,llava_model,qwen2vl_model}.py``, as specified
+in ``../shared/reference/evaluators.md`` §1.3; no code copied) and the Qwen2-VL model through transformers'
+``Qwen2VLForConditionalGeneration``.
 
-Families (``FAMILIES``: the t2v-metrics 3.0 template, answer and rule of each):
+Families (``FAMILIES``):
 
-* ``llava`` (llava-v1.5-7b/13b; transformers checkpoints ``llava-hf/llava-1.5-{7b,13b}-hf``): the Vicuna v1 prompt
-  ``{system} USER: <image>\\n{question} ASSISTANT:``, images padded to a square with the CLIP mean colour (LLaVA-1.5's
-  ``pad`` aspect ratio, the image processor's ``do_pad``), template ``Does this figure show "{}"? Please answer yes or
-  no.``, rule ``geometric``: exp(-mean CE) over the shifted answer tokens ``Yes`` and ``</s>`` (teacher forced).
-* ``qwen2_vl`` (Qwen2-VL-2B/7B/72B-Instruct): the checkpoint's chat template with one user turn (image, then text),
-  template ``Does this image show "{}"?`` (v3.0; v3.1 changed it), rule ``first_token``: greedy ``generate`` of one
-  token with ``output_scores``; the softmax over the vocabulary of that step's (processed) scores at the first token
-  id of ``Yes``. Those scores are processed by the checkpoint's ``generation_config``: greedy decoding still applies
-  its ``repetition_penalty``, in t2v-metrics and here alike (``tests/test_reference_parity.py`` compares the two on a
-  checkpoint with a penalty); the generation config belongs to the checkpoint at its revision, which the score key
-  names.
+* ``clip-flant5``: :mod:`t2ibench.backbones.clip_flant5`.
+* ``llava`` (llava-v1.5-7b/13b, the liuhaotian checkpoints t2v-metrics loads): :mod:`t2ibench.backbones.llava15`;
+  the Vicuna v1 prompt ``{system} USER: <image>\\n{question} ASSISTANT: Yes</s>``, template ``Does this figure show
+  "{}"? Please answer yes or no.``, rule ``geometric``.
+* ``qwen2_vl`` (Qwen2-VL-2B/7B/72B-Instruct, this module): the checkpoint's chat template with one user turn (image,
+  then text), template ``Does this image show "{}"?`` (v3.0; v3.1 changed it), rule ``first_token``: greedy
+  ``generate`` of one token with ``output_scores``; the softmax over the vocabulary of that step's (processed) scores
+  at the first token id of ``Yes``. Those scores are processed by the checkpoint's ``generation_config``: greedy
+  decoding still applies its ``repetition_penalty``, in t2v-metrics and here alike (``tests/test_reference_parity.py``
+  compares the two on a checkpoint with a penalty); the generation config belongs to the checkpoint at its revision,
+  which the score key names.
 
-Inputs are assembled here (image tokens expanded to the number of visual tokens, as the processors do) because the
-transformers processors of both families also build a video processor, which needs torchvision. Batches are left
-padded. ``trust_remote_code`` is never used: both families are native transformers classes.
+Inputs are assembled here (image tokens expanded to the number of visual tokens, as the processor does) because the
+transformers processor also builds a video processor, which needs torchvision. Batches are left padded.
+``trust_remote_code`` is never used.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ FAMILIES: dict[str, Family] = {
         "Yes",
         "geometric",
         "<image>",
-        "llava-hf/llava-1.5-13b-hf",
+        "liuhaotian/llava-v1.5-13b",
     ),
     "qwen2_vl": Family(
         'Does this image show "{}"?', "Yes", "first_token", "<|image_pad|>", "Qwen/Qwen2-VL-7B-Instruct"
@@ -76,12 +76,13 @@ def family(name: str) -> Family:
 
 
 class ChatVLM:
-    """A decoder-only VLM of one family with its tokenizer and (PIL) image processor."""
+    """A Qwen2-VL chat model with its tokenizer and (PIL) image processor."""
 
-    def __init__(self, model: Any, tokenizer: Any, image_processor: Any, family_name: str):
+    def __init__(self, model: Any, tokenizer: Any, image_processor: Any, family_name: str = "qwen2_vl"):
+        if family_name != "qwen2_vl":
+            raise T2IBenchError(f"ChatVLM is the qwen2_vl family's model, not {family_name!r}")
         self.model, self.tokenizer, self.image_processor = model.eval(), tokenizer, image_processor
         self.family = family_name
-        family(family_name)
 
     @property
     def device(self) -> Any:
@@ -96,48 +97,38 @@ class ChatVLM:
         """Pixel tensors for the model and the number of visual tokens of each image."""
         rgb = [image.convert("RGB") for image in images]
         dtype = next(self.model.parameters()).dtype
-        if self.family == "qwen2_vl":
-            out = self.image_processor(images=rgb, return_tensors="pt")
-            merge = int(self.image_processor.merge_size) ** 2
-            counts = [int(grid.prod()) // merge for grid in out["image_grid_thw"]]
-            return {
-                "pixel_values": out["pixel_values"].to(self.device, dtype),
-                "image_grid_thw": out["image_grid_thw"].to(self.device),
-            }, counts
-        out = self.image_processor(images=rgb, return_tensors="pt", do_pad=True)
-        vision = self.model.config.vision_config
-        patches = (int(vision.image_size) // int(vision.patch_size)) ** 2
-        if self.model.config.vision_feature_select_strategy == "full":
-            patches += 1
-        return {"pixel_values": out["pixel_values"].to(self.device, dtype)}, [patches] * len(rgb)
+        out = self.image_processor(images=rgb, return_tensors="pt")
+        merge = int(self.image_processor.merge_size) ** 2
+        counts = [int(grid.prod()) // merge for grid in out["image_grid_thw"]]
+        return {
+            "pixel_values": out["pixel_values"].to(self.device, dtype),
+            "image_grid_thw": out["image_grid_thw"].to(self.device),
+        }, counts
 
     def prompt(self, question: str, image_tokens: int) -> str:
         """The chat prompt up to the assistant's turn, with the image placeholder expanded."""
         image = family(self.family).image_token * image_tokens
-        if self.family == "qwen2_vl":
-            if getattr(self.tokenizer, "chat_template", None):
-                text = self.tokenizer.apply_chat_template(
-                    [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}],
-                    tokenize=False,
-                    add_generation_prompt=True,
-                )
-                return text.replace("<|image_pad|>", image, 1)
-            return (
-                f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|>{image}<|vision_end|>"
-                f"{question}<|im_end|>\n<|im_start|>assistant\n"
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}],
+                tokenize=False,
+                add_generation_prompt=True,
             )
-        return f"{VICUNA_SYSTEM} USER: {image}\n{question} ASSISTANT:"
+            return text.replace("<|image_pad|>", image, 1)
+        return (
+            f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|>{image}<|vision_end|>"
+            f"{question}<|im_end|>\n<|im_start|>assistant\n"
+        )
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text).input_ids)
 
     def answer_ids(self, prompt_ids: list[int], prompt: str, answer: str) -> list[int]:
-        """Token ids of `` answer`` continuing ``prompt`` (as the full conversation tokenises), then the end token."""
-        separator = "" if self.family == "qwen2_vl" else " "
-        full = self._ids(prompt + separator + answer)
+        """Token ids of ``answer`` continuing ``prompt`` (as the full conversation tokenises), then ``<|im_end|>``."""
+        full = self._ids(prompt + answer)
         if full[: len(prompt_ids)] != prompt_ids:
             raise T2IBenchError(f"{self.family}: the answer {answer!r} changes the tokenisation of the prompt")
-        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>") if self.family == "qwen2_vl" else None
+        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         end = end if end is not None else self.tokenizer.eos_token_id
         return full[len(prompt_ids) :] + [int(end)]
 
@@ -155,9 +146,8 @@ class ChatVLM:
             if labels is not None:
                 out_labels[i, length - len(row) :] = torch.tensor(labels[i])
         batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
-        if self.family == "qwen2_vl":  # the modality of each position, for M-RoPE (as the processor returns it)
-            image_id = self.model.config.image_token_id
-            batch["mm_token_type_ids"] = (batch["input_ids"] == image_id).long()
+        # the modality of each position, for M-RoPE (as the processor returns it)
+        batch["mm_token_type_ids"] = (batch["input_ids"] == self.model.config.image_token_id).long()
         if labels is not None:
             batch["labels"] = out_labels.to(self.device)
         return batch
@@ -222,17 +212,14 @@ class ChatVLM:
     def from_pretrained(
         cls, family_name: str, where: str, revision: str | None = None, dtype: str = "bfloat16", device: str = "cpu"
     ) -> ChatVLM:
-        """Load a transformers checkpoint of the family from a hub id (at ``revision``) or a local folder."""
+        """Load a Qwen2-VL transformers checkpoint from a hub id (at ``revision``) or a local folder."""
         import torch
         import transformers
 
         family(family_name)
-        model_class, processor_class = {
-            "llava": ("LlavaForConditionalGeneration", "LlavaImageProcessorPil"),
-            "qwen2_vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLImageProcessorPil"),
-        }.get(family_name, (None, None))
-        if model_class is None:
-            raise T2IBenchError(f"{family_name} is not a chat VLM family; valid: llava, qwen2_vl")
+        if family_name != "qwen2_vl":
+            raise T2IBenchError(f"ChatVLM loads the qwen2_vl family, not {family_name!r}")
+        model_class, processor_class = "Qwen2VLForConditionalGeneration", "Qwen2VLImageProcessorPil"
         kwargs = {"revision": revision} if not Path(where).is_dir() else {}
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(where, trust_remote_code=False, **kwargs)
@@ -284,7 +271,7 @@ def _tiny_tokenizer(kind: str) -> Any:
 
 
 def tiny_chat_vlm(family_name: str, seed: int = 0) -> ChatVLM:
-    """A seeded random model of the family's real transformers class, with a tiny trained tokenizer (tests)."""
+    """A seeded random Qwen2-VL of the real transformers class, with a tiny trained tokenizer (tests)."""
     import torch
     import transformers as tf
 
@@ -325,25 +312,7 @@ def tiny_chat_vlm(family_name: str, seed: int = 0) -> ChatVLM:
             )
             model = tf.Qwen2VLForConditionalGeneration(config)
             processor = tf.Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
-        elif family_name == "llava":
-            config = tf.LlavaConfig(
-                vision_config=tf.CLIPVisionConfig(
-                    image_size=28,
-                    patch_size=14,
-                    hidden_size=32,
-                    intermediate_size=37,
-                    num_hidden_layers=2,
-                    num_attention_heads=4,
-                ),
-                text_config=tf.LlamaConfig(**text),
-                image_token_id=ids("<image>"),
-                vision_feature_layer=-2,
-                vision_feature_select_strategy="default",
-                projector_hidden_act="gelu",
-            )
-            model = tf.LlavaForConditionalGeneration(config)
-            processor = tf.LlavaImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
         else:
-            raise T2IBenchError(f"{family_name} is not a chat VLM family; valid: llava, qwen2_vl")
+            raise T2IBenchError(f"tiny_chat_vlm builds the qwen2_vl family, not {family_name!r}")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return ChatVLM(model, tokenizer, processor, family_name)

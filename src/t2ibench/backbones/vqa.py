@@ -1,7 +1,8 @@
 """VQA models (VQAScore's families), shared by the VQAScore, role-bias and BERTScore evaluators and ReBind's filter.
 
 Families (:mod:`t2ibench.backbones.chat_vlm`'s ``FAMILIES``, t2v-metrics 3.0's presets): ``clip-flant5`` (t2ibench's
-re-implementation, :mod:`t2ibench.backbones.clip_flant5`), ``llava`` (LLaVA-1.5) and ``qwen2_vl`` (Qwen2-VL-Instruct),
+re-implementation, :mod:`t2ibench.backbones.clip_flant5`), ``llava`` (LLaVA-1.5, :mod:`t2ibench.backbones.llava15`) and
+``qwen2_vl`` (Qwen2-VL-Instruct, :mod:`t2ibench.backbones.chat_vlm`),
 each with its question template, answer and probability rule. :func:`load` builds a family's model once per process;
 :func:`scores_for_images` scores (image, text) pairs with the ``transformers`` backend (in-process) or the
 ``t2v_metrics`` backend (the reference package run in its own environment, ``_t2v_metrics_entry.py``).
@@ -85,6 +86,12 @@ def load(cfg: Mapping[str, Any]) -> Any:
     dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
 
     def build() -> Any:
+        if name == "llava":
+            from t2ibench.backbones.llava15 import LLaVA15, tiny_llava15
+
+            if cfg.get("model") == "tiny":
+                return tiny_llava15(seed).to(device)
+            return LLaVA15.from_pretrained(cfg["model"], cfg.get("revision"), dtype, device)
         if name != "clip-flant5":
             from t2ibench.backbones.chat_vlm import ChatVLM, tiny_chat_vlm
 
@@ -177,4 +184,8 @@ def vqa_requirements(cfg: Mapping[str, Any]) -> Requirements:
     needs.add_weight(cfg.get("model"), cfg.get("revision"))
     if cfg["family"] == "clip-flant5":
         needs.add_weight(cfg.get("tokenizer"))
+    if cfg["family"] == "llava" and needs.weights:  # a hub checkpoint's config names the hub tower (mm_vision_tower)
+        from t2ibench.backbones.llava15 import DEFAULT_TOWER
+
+        needs.add_weight(DEFAULT_TOWER)
     return needs
