@@ -70,27 +70,26 @@ def expand2square(image: Any, color: tuple[int, int, int]) -> Any:
     return canvas
 
 
-class CLIPFlanT5:
-    """The CLIP-FlanT5 VQAScore model (see the module docstring)."""
+class TowerVLM:
+    """A language model fed by a CLIP tower through a projector (CLIP-FlanT5, LLaVA-1.5): LLaVA's image features."""
 
     def __init__(
-        self, t5: Any, vision: Any, projector: Any, tokenizer: Any, image_processor: Any, select_layer: int = -2
+        self, language: Any, vision: Any, projector: Any, tokenizer: Any, image_processor: Any, select_layer: int = -2
     ):
-        self.t5, self.vision, self.projector = t5.eval(), vision.eval(), projector.eval()
+        self.language, self.vision, self.projector = language.eval(), vision.eval(), projector.eval()
         self.tokenizer, self.image_processor, self.select_layer = tokenizer, image_processor, select_layer
 
     @property
     def device(self) -> Any:
-        return next(self.t5.parameters()).device
+        return next(self.language.parameters()).device
 
-    def to(self, device: str, dtype: Any = None) -> CLIPFlanT5:
-        for module in (self.t5, self.vision, self.projector):
+    def to(self, device: str, dtype: Any = None) -> TowerVLM:
+        for module in (self.language, self.vision, self.projector):
             module.to(device=device, dtype=dtype)
         return self
 
-    # -- inputs ---------------------------------------------------------------------------------
     def image_features(self, images: list[Any]) -> Any:
-        """(B, patches, d_model) projected penultimate-layer patch features of PIL images."""
+        """(B, patches, hidden) projected penultimate-layer patch features of PIL images, padded to a square first."""
         # the reference truncates (int(x * 255): (122, 116, 104) for CLIP), it does not round
         mean = tuple(int(255 * v) for v in self.image_processor.image_mean)
         squared = [expand2square(image.convert("RGB"), mean) for image in images]
@@ -99,6 +98,14 @@ class CLIPFlanT5:
         )
         hidden = self.vision(pixels, output_hidden_states=True).hidden_states[self.select_layer][:, 1:]
         return self.projector(hidden)
+
+
+class CLIPFlanT5(TowerVLM):
+    """The CLIP-FlanT5 VQAScore model (see the module docstring)."""
+
+    @property
+    def t5(self) -> Any:
+        return self.language
 
     def encoder_inputs(self, features: Any, questions: list[str]) -> tuple[Any, Any]:
         """(inputs_embeds, attention_mask) of ``system USER: <image>\\n question ASSISTANT: `` per sample, right padded."""

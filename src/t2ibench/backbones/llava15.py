@@ -32,10 +32,10 @@ from typing import Any
 
 from t2ibench.backbones.clip_flant5 import (
     SYSTEM_MESSAGE,
+    TowerVLM,
     _download,
     _load_state_dict,
     build_projector,
-    expand2square,
     geometric_answer_probability,
 )
 from t2ibench.errors import T2IBenchError
@@ -46,36 +46,14 @@ IMAGE = -200  # t2v-metrics' IMAGE_TOKEN_INDEX: where the image features go
 DEFAULT_TOWER = "openai/clip-vit-large-patch14-336"
 
 
-class LLaVA15:
+class LLaVA15(TowerVLM):
     """A LLaVA-1.5 VQAScore / captioning model (see the module docstring)."""
 
     family = "llava"
 
-    def __init__(
-        self, lm: Any, vision: Any, projector: Any, tokenizer: Any, image_processor: Any, select_layer: int = -2
-    ):
-        self.lm, self.vision, self.projector = lm.eval(), vision.eval(), projector.eval()
-        self.tokenizer, self.image_processor, self.select_layer = tokenizer, image_processor, select_layer
-
     @property
-    def device(self) -> Any:
-        return next(self.lm.parameters()).device
-
-    def to(self, device: str, dtype: Any = None) -> LLaVA15:
-        for module in (self.lm, self.vision, self.projector):
-            module.to(device=device, dtype=dtype)
-        return self
-
-    # -- inputs ---------------------------------------------------------------------------------
-    def image_features(self, images: list[Any]) -> Any:
-        """(B, patches, hidden) projected penultimate-layer patch features of PIL images."""
-        mean = tuple(int(255 * v) for v in self.image_processor.image_mean)
-        squared = [expand2square(image.convert("RGB"), mean) for image in images]
-        pixels = self.image_processor(images=squared, return_tensors="pt")["pixel_values"].to(
-            self.device, next(self.vision.parameters()).dtype
-        )
-        hidden = self.vision(pixels, output_hidden_states=True).hidden_states[self.select_layer][:, 1:]
-        return self.projector(hidden)
+    def lm(self) -> Any:
+        return self.language
 
     def token_ids(self, prompt: str) -> list[int]:
         """``tokenizer_image_token``: chunks around ``<image>`` tokenised separately, joined by :data:`IMAGE`, with
