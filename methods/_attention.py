@@ -13,6 +13,12 @@ it too).
 Maps are kept raw: (batch x heads, pixels, tokens) per layer for the last forward. Methods aggregate them as
 their official code does; :meth:`CrossAttentionCapture.mean_map` is the uniform mean over every captured
 (layer, head) map per sample, the A&E/SynGen ``aggregate_attention`` (layers in the order up, down, mid).
+
+:meth:`CrossAttentionCapture.maps_of` runs a forward for its maps only, as the guidance forwards of A&E and SynGen
+use it (their official code discards that forward's noise prediction): once the last ``res x res`` layer has produced
+its map, the rest of the UNet (in SD-1.x the up blocks at the two highest resolutions, about a third of a forward) is
+not run. The maps, and so the losses and gradients, are the same bits as after a full forward (tested against the
+official parity fixtures); which layer is last is learnt from the first full forward at each latent size.
 """
 
 from __future__ import annotations
@@ -20,10 +26,19 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+import weakref
 from functools import lru_cache
 from typing import Any
 
 PLACES = ("up", "down", "mid")
+
+# The last res x res cross-attention layer of a UNet forward, per (res, latent height, latent width), learnt from a
+# full forward: after it the maps are complete (see CrossAttentionCapture.maps_of).
+_LAST_LAYER: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], str]] = weakref.WeakKeyDictionary()
+
+
+class _MapsComplete(Exception):
+    """Raised by the processor of the last captured layer to end a maps-only forward early."""
 
 
 def place_of(name: str) -> str:
@@ -75,6 +90,8 @@ class _CapturingProcessor:
         value = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
         probs = attn.get_attention_scores(query, key, attention_mask)  # (batch*heads, pixels, tokens)
         capture.maps[self.name] = probs
+        if self.name == capture.stop_after:
+            raise _MapsComplete
         out = attn.batch_to_head_dim(probs @ value)
         out = attn.to_out[1](attn.to_out[0](out))
         return out / attn.rescale_output_factor
@@ -88,6 +105,7 @@ class CrossAttentionCapture:
         self.res = int(res)
         self.pixels = self.res * self.res
         self.active = False
+        self.stop_after: str | None = None  # set by maps_of: the layer whose map completes a maps-only forward
         self.maps: dict[str, Any] = {}
         self._originals: dict[str, Any] | None = None
 
@@ -121,6 +139,26 @@ class CrossAttentionCapture:
             yield self
         finally:
             self.active = False
+
+    def maps_of(self, latents: Any, timestep: Any, encoder_hidden_states: Any) -> CrossAttentionCapture:
+        """Run the UNet on ``latents`` for its ``res x res`` cross-attention maps only (see the module docstring).
+
+        The noise prediction is not computed: the forward ends at the last captured layer (learnt from the first
+        forward at this latent size, which runs in full). Gradients flow from the maps as after a full forward.
+        """
+        key = (self.res, *tuple(latents.shape[-2:]))
+        known = _LAST_LAYER.setdefault(self.unet, {})
+        with self.recording():
+            self.stop_after = known.get(key)
+            try:
+                self.unet(latents, timestep, encoder_hidden_states=encoder_hidden_states)
+            except _MapsComplete:
+                pass
+            finally:
+                self.stop_after = None
+        if key not in known and self.maps:
+            known[key] = next(reversed(self.maps))  # maps are kept in the order the layers ran
+        return self
 
     def layer_maps(self, batch_size: int) -> list[tuple[str, Any]]:
         """(layer name, maps of shape (batch, heads, res, res, tokens)) in the order up, down, mid."""

@@ -168,8 +168,7 @@ class AttendAndExcite(GuidedMethod):
         trace = self.trace
 
         def forward(z: Any, t: Any, cond: Any) -> tuple[Any, list[Any]]:
-            with capture.recording():
-                pipe.unet(z, t, encoder_hidden_states=cond)
+            capture.maps_of(z, t, cond)  # the official code discards this forward's noise prediction
             maxes = self._max_attention(capture, z.shape[0], targets, n_tokens)
             losses = torch.stack([ae_loss(m) for m in maxes])
             if trace is not None:

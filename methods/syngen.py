@@ -174,9 +174,7 @@ class SynGen(GuidedMethod):
                 return latents
             with torch.enable_grad():
                 z = latents.detach().requires_grad_(True)
-                with capture.recording():
-                    pipe.unet(z, t, encoder_hidden_states=prompt_embeds.detach())
-                maps = capture.mean_map(z.shape[0]) * 100
+                maps = capture.maps_of(z, t, prompt_embeds.detach()).mean_map(z.shape[0]) * 100
                 losses = [syngen_loss(maps[b], groups[b], positions[b]) for b in range(z.shape[0])]
                 live = [loss for loss in losses if torch.is_tensor(loss) and bool(loss != 0)]
                 grad = torch.autograd.grad(sum(live), z)[0] if live else torch.zeros_like(z)

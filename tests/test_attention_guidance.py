@@ -130,6 +130,49 @@ def test_syngen_matches_the_official_code(name, parity_pipe, shared_dir):
     assert max(latents.values()) <= 1e-4, latents
 
 
+@pytest.mark.parametrize("name", ["ae/p1_ref", "syngen/p1"])
+def test_maps_only_forward_gives_the_bits_of_a_full_forward(name, parity_pipe, shared_dir, monkeypatch):
+    """The guidance forwards stop after the last 16x16 layer: same latents, bit for bit, and the tail never runs."""
+    from t2ibench.methods import _attention
+    from t2ibench.methods._attention import CrossAttentionCapture
+
+    _attention._LAST_LAYER.pop(parity_pipe.unet, None)  # learnt afresh: the first maps-only forward runs in full
+    folder, case = name.split("/")
+    meta = json.loads((shared_dir / "parity" / folder / f"{case}.json").read_text())
+    init = load_file(shared_dir / "parity" / folder / f"{case}.safetensors")["init_latents"]
+    if folder == "ae":
+        method = AttendAndExcite({**AE_PARITY_CFG, "thresholds": meta["thresholds"]}, PARITY_GEN)
+        prompt = Prompt("p", meta["prompt"], "parity", {"token_indices": meta["token_indices"]})
+    else:
+        method = SynGen({"num_intervention_steps": 3, "step_size": 20.0, "attention_res": 16}, PARITY_GEN)
+        prompt = Prompt("p", meta["parse"]["prompt"], "parity", {"parse": meta["parse"]})
+    calls = {"unet": 0, "tail": 0}
+    hooks = [
+        parity_pipe.unet.register_forward_pre_hook(lambda *_: calls.__setitem__("unet", calls["unet"] + 1)),
+        parity_pipe.unet.up_blocks[-1].register_forward_pre_hook(lambda *_: calls.__setitem__("tail", calls["tail"] + 1)),
+    ]
+    try:
+        fast = method.guide(parity_pipe, [prompt], init, output_type="latent")
+        fast_calls = dict(calls)
+
+        def full_forward(self, latents, timestep, encoder_hidden_states):
+            with self.recording():
+                self.unet(latents, timestep, encoder_hidden_states=encoder_hidden_states)
+            return self
+
+        monkeypatch.setattr(CrossAttentionCapture, "maps_of", full_forward)
+        calls.update(unet=0, tail=0)
+        full = method.guide(parity_pipe, [prompt], init, output_type="latent")
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert torch.equal(fast, full)
+    assert calls["tail"] == calls["unet"] == fast_calls["unet"]  # a full forward runs the last up block every time
+    cfg_forwards = len(parity_pipe.scheduler.timesteps)  # PNDM: num_inference_steps + 1
+    assert fast_calls["tail"] == cfg_forwards + 1  # ... the maps-only forwards only the first time at this size
+    assert fast_calls["unet"] > cfg_forwards + 2
+
+
 def test_official_smoothing_kernel():
     kernel = smoothing_kernel(3, 0.5)[0, 0]
     one_d = torch.tensor([0.2119, 0.5761, 0.2119])

@@ -154,8 +154,28 @@ def score(store: RunStore, items: Sequence[Item], evaluators: Sequence[Evaluator
     return scored, metrics
 
 
+def process_record(started: float) -> dict[str, Any]:
+    """Where and when the cell ran: host, pid, the GPUs it was given (``CUDA_VISIBLE_DEVICES``, set by a launcher
+    such as ``hydra/launcher=gpus``), start and end (Unix seconds). Not part of any table."""
+    import os
+    import platform
+
+    return {
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "started": round(started, 3),
+        "finished": round(time.time(), 3),
+    }
+
+
 def record(
-    plan: CellPlan, store: RunStore, items: Sequence[Item], model: Mapping[str, Any], evaluators: Sequence[Evaluator]
+    plan: CellPlan,
+    store: RunStore,
+    items: Sequence[Item],
+    model: Mapping[str, Any],
+    evaluators: Sequence[Evaluator],
+    started: float | None = None,
 ) -> dict[str, Any]:
     """Write the cell record (what the tables aggregate) and return it."""
     from t2ibench.tables import write_cell_record
@@ -174,6 +194,7 @@ def record(
         "generation": store.meta()["generation_config"]["generation"],
         "benchmark": {"name": plan.benchmark_name, "options": plan.benchmark_options},
         "evaluators": {e.name: e.cfg for e in evaluators},
+        "process": process_record(time.time() if started is None else started),
     }
     write_cell_record(plan.results_dir, entry)
     return entry
@@ -181,14 +202,14 @@ def record(
 
 def run_cell(cfg: Mapping[str, Any], tables: bool = True) -> dict[str, Any]:
     """Run one (model, method, benchmark) cell (see the module docstring); returns a summary dict."""
-    started = time.perf_counter()
+    started, wall_start = time.perf_counter(), time.time()
     plan = plan_cell(cfg)
     method = plan.make_method()
     evaluators = plan.make_evaluators()
     store = open_store(plan, method)
     items, generated, model = generate_missing(plan, store, method)
     scored, metrics = score(store, items, evaluators)
-    record(plan, store, items, model, evaluators)
+    record(plan, store, items, model, evaluators, wall_start)
     table = None
     if tables:
         from t2ibench.report import refresh_results

