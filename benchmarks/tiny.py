@@ -10,8 +10,11 @@ It needs no download, so the default run and the tests work anywhere. Prompts li
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import yaml
 
@@ -26,11 +29,16 @@ class TinyConfig(BenchmarkConfig):
     styles: list[str] | None = None  # keep only these styles, e.g. [rolebench, winobias]
 
 
+@lru_cache(maxsize=1)
+def _rows() -> list[dict[str, Any]]:
+    text = resources.files("t2ibench.benchmarks").joinpath("data/tiny.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)["prompts"]
+
+
 @BENCHMARKS.register("tiny")
 def load_tiny(styles: list[str] | None = None) -> list[Prompt]:
     """All tiny prompts, or those whose ``style`` is in ``styles``."""
-    text = resources.files("t2ibench.benchmarks").joinpath("data/tiny.yaml").read_text(encoding="utf-8")
-    rows = yaml.safe_load(text)["prompts"]
+    rows = copy.deepcopy(_rows())  # parsed once per process (a sweep's cells each load it); copied: metadata is mutable
     prompts = [
         Prompt(id=row["id"], text=row["text"], benchmark="tiny", metadata=row.get("metadata", {})) for row in rows
     ]

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
 import weakref
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -97,6 +97,10 @@ class _CapturingProcessor:
         return out / attn.rescale_output_factor
 
 
+def _wrap(capture: CrossAttentionCapture, name: str, proc: Any) -> Any:
+    return _CapturingProcessor(capture, name.rsplit(".processor", 1)[0], proc) if ".attn2." in name else proc
+
+
 class CrossAttentionCapture:
     """Keeps the cross-attention probabilities of the ``res x res`` layers of the last active forward."""
 
@@ -113,14 +117,7 @@ class CrossAttentionCapture:
         """Wrap every ``attn2`` processor (idempotent)."""
         if self._originals is None:
             self._originals = dict(self.unet.attn_processors)
-            self.unet.set_attn_processor(
-                {
-                    name: _CapturingProcessor(self, name.rsplit(".processor", 1)[0], proc)
-                    if ".attn2." in name
-                    else proc
-                    for name, proc in self._originals.items()
-                }
-            )
+            self.unet.set_attn_processor({name: _wrap(self, name, proc) for name, proc in self._originals.items()})
         return self
 
     def remove(self) -> None:

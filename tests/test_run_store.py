@@ -97,3 +97,50 @@ def test_scores_roundtrip(tmp_path):
     back = store.read_scores("ev")
     assert back["prompt_id"].tolist() == ["p1", "p2"] and back["v"].tolist() == [1.0, 2.0]
     assert json.loads((store.scores_dir / "ev.json").read_text()) == {"k": {"backbone": "x"}}
+
+
+def test_images_are_written_off_the_sampling_thread_and_none_is_lost_when_a_later_batch_fails(
+    tmp_path, tiny_cfg, monkeypatch
+):
+    import threading
+
+    from t2ibench.methods.sd import StableDiffusionBaseline
+    from t2ibench.runner import run_cell
+
+    writers, calls = [], []
+    original_write, original_generate = RunStore.write_samples, StableDiffusionBaseline.generate
+
+    def write_samples(self, samples):
+        writers.append(threading.current_thread().name)
+        return original_write(self, samples)
+
+    def generate(self, pipe, prompts, seeds):
+        calls.append(len(prompts))
+        if len(calls) == 3:
+            raise RuntimeError("the third batch breaks")
+        return original_generate(self, pipe, prompts, seeds)
+
+    monkeypatch.setattr(RunStore, "write_samples", write_samples)
+    monkeypatch.setattr(StableDiffusionBaseline, "generate", generate)
+    cfg = tiny_cfg(tmp_path, benchmark__n=4, run__batch_size=1)
+    with pytest.raises(RuntimeError, match="third batch"):
+        run_cell(cfg)
+    assert writers == ["t2ibench-sample-writer"] * 2  # one write per batch, in the writer thread
+    stores = [p.parent for p in (tmp_path / "runs").rglob("samples.jsonl")]
+    store = RunStore(stores[0])
+    assert len(store.samples()) == 2 and all(store.image_path(r["prompt"]["id"], r["seed"]).exists() for r in store.samples())
+    calls.clear()
+    summary = run_cell(cfg)  # resumes: only the two missing images are made
+    assert summary["generated"] == 2 and len(RunStore(stores[0]).samples()) == 4
+
+
+def test_a_failed_image_write_stops_the_cell_with_that_error(tmp_path, tiny_cfg, monkeypatch):
+    from t2ibench.runner import run_cell
+
+    def broken(self, samples):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunStore, "write_samples", broken)
+    with pytest.raises(OSError, match="No space left"):
+        run_cell(tiny_cfg(tmp_path, benchmark__n=4, run__batch_size=1))
+    assert not list((tmp_path / "runs").rglob("*.png"))

@@ -44,19 +44,26 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def append_line(path: str | Path, line: str) -> None:
-    """Append one line with a single ``write`` call and fsync.
+def append_lines(path: str | Path, lines: list[str]) -> None:
+    """Append ``lines`` with a single ``write`` call and one fsync.
 
     A kill can at worst leave a truncated last line without its newline; readers of such files
     (``samples.jsonl``) drop a last line that does not end in a newline.
     """
+    if not lines:
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    data = "".join(line.rstrip("\n") + "\n" for line in lines).encode("utf-8")
     with open(path, "ab") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append one line (see :func:`append_lines`)."""
+    append_lines(path, [line])
 
 
 def _writer_alive(name: str) -> bool:

@@ -187,10 +187,51 @@ def hydra_main(cfg: DictConfig) -> None:
         _record_failure(f"{type(err).__name__}: {err}", traceback.format_exc())
 
 
+HELP_HEADER = """t2ibench: methods x benchmarks x evaluators for text-to-image diffusion.
+A run selects one model, one method, one benchmark and a list of evaluators, generates images into
+the run store (run.root), scores them and writes tables to results/<experiment_name>/.
+"""
+HELP_FOOTER = """Examples:
+  t2ibench                                             # the embedded tiny default (offline)
+  t2ibench method=sd benchmark=tiny run.seeds=[0,1,2] benchmark.n=2
+  t2ibench -m method=sd generation.guidance_scale=5,7.5  # a sweep: one cell per value
+  t2ibench -m hydra/launcher=gpus method=sd,syngen       # a sweep over every GPU of this machine, one cell each
+  t2ibench model=sd14 evaluators=[clip_score]           # a real model (weights from the hub or model.path)
+Overrides: any key of the config above, e.g. evaluator.clip_score.clamp=mean.
+Hydra's own options: t2ibench --hydra-help; the composed config of a run: t2ibench [overrides] --cfg job
+"""
+
+
+def help_text(overrides: list[str]) -> str:
+    """``t2ibench --help``: the config groups with their options (read from ``conf/``) and the config composed with
+    ``overrides``. Rendered here rather than by Hydra, whose help deep-copies the whole config repository once per
+    config group (seconds, and more with every installed Hydra plugin)."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    groups = "\n".join(f"{g}: {', '.join(conf_options(g))}" for g in sorted((*GROUPS, "evaluator")))
+    with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
+        config = OmegaConf.to_yaml(compose(config_name="config", overrides=overrides))
+    return (
+        f"{HELP_HEADER}\n== Config groups ==\nChoose one option of each group (group=option); evaluators=[a,b] takes "
+        f"names from the evaluator group.\n\n{groups}\n\n== Config ==\n{config}\n{HELP_FOOTER}"
+    )
+
+
 def main() -> None:
     """Entry point of the ``t2ibench`` console script."""
     args = sys.argv[1:]
-    if not any(a in ("--help", "-h", "--hydra-help", "--info", "--cfg", "-c") for a in args):
+    if any(a in ("--help", "-h") for a in args):
+        from hydra.errors import HydraException
+
+        try:
+            check_overrides(args)
+            print(help_text([a for a in args if not a.startswith("-")]))
+        except (T2IBenchError, HydraException) as err:
+            user_error(one_line(err))
+            sys.exit(EXIT_USER_ERROR)
+        return
+    if not any(a in ("--hydra-help", "--info", "--cfg", "-c") for a in args):
         try:
             check_overrides(args)
         except T2IBenchError as err:

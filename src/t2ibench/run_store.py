@@ -24,11 +24,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from t2ibench.atomic import append_line, atomic_write_bytes, atomic_write_json, file_lock, remove_stale_temporaries
+from t2ibench.atomic import append_lines, atomic_write_bytes, atomic_write_json, file_lock, remove_stale_temporaries
 from t2ibench.errors import T2IBenchError
 from t2ibench.hashing import stable_hash
 from t2ibench.prompt import Prompt
@@ -150,22 +150,36 @@ class RunStore:
 
     def write_sample(self, prompt: Prompt, seed: int, image: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
         """Save ``image`` (PIL) as PNG atomically, then append its record; returns the record."""
+        return self.write_samples([(prompt, seed, image, extra)])[0]
+
+    def write_samples(self, samples: Sequence[tuple[Prompt, int, Any, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+        """Save each (prompt, seed, PIL image, extra record fields) image as PNG atomically (each fsynced), then
+        append all their records in one write with one fsync; returns the records.
+
+        A record is only ever written after its image is durable, so a record always has its whole image; a kill
+        between the two leaves images without records, which count as not done and are made again."""
         import hashlib
 
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        data = buffer.getvalue()
-        atomic_write_bytes(self.image_path(prompt.id, seed), data)
-        record = {
-            "prompt": prompt.to_dict(),
-            "seed": int(seed),
-            "image": self.image_relpath(prompt.id, seed),
-            "image_sha256": hashlib.sha256(data).hexdigest(),
-            **extra,
-        }
-        append_line(self.samples_path, json.dumps(record, sort_keys=True))
-        self.records()[(prompt.id, int(seed))] = record
-        return record
+        records = []
+        for prompt, seed, image, extra in samples:
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            data = buffer.getvalue()
+            atomic_write_bytes(self.image_path(prompt.id, seed), data)
+            records.append(
+                {
+                    "prompt": prompt.to_dict(),
+                    "seed": int(seed),
+                    "image": self.image_relpath(prompt.id, seed),
+                    "image_sha256": hashlib.sha256(data).hexdigest(),
+                    **extra,
+                }
+            )
+        append_lines(self.samples_path, [json.dumps(r, sort_keys=True) for r in records])
+        known = self.records()
+        for record in records:
+            known[(record["prompt"]["id"], record["seed"])] = record
+        return records
 
     def samples(self, keys: Iterable[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
         """Records in a stable order (prompt id, seed), optionally only ``keys``."""

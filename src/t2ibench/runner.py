@@ -9,7 +9,9 @@
 3. :func:`generate_missing`: cuts the (prompt, seed) items into batches by the fixed rule of
    :func:`~t2ibench.seeding.make_batches` and generates only the batches that have a missing image; the model is
    loaded (once per process) only when something is missing, ``method.prepare`` runs before the first batch, and
-   every image's record carries the generation config its pipeline call used;
+   every image's record carries the generation config its pipeline call used; images are written by a
+   :class:`~t2ibench.sample_writer.SampleWriter` thread while the next batch is sampled (all of them before the step
+   returns, on error too);
 4. :func:`score`: scores the cell's images with each evaluator (cached rows are reused);
 5. :func:`record`: writes the cell record under ``results/<experiment_name>/cells/``.
 
@@ -60,6 +62,7 @@ def generate_missing(plan: CellPlan, store: RunStore, method: Method) -> tuple[l
     from t2ibench.generation_guards import StepProgress, generate_with_oom_retry, nan_guard, warn_truncated_prompts
     from t2ibench.models import load_pipeline, model_record, resolve_device
     from t2ibench.provenance import library_versions
+    from t2ibench.sample_writer import SampleWriter
     from t2ibench.seeding import make_batches, make_items
     from t2ibench.trained_weights import TrainedWeightsCache
 
@@ -107,7 +110,7 @@ def generate_missing(plan: CellPlan, store: RunStore, method: Method) -> tuple[l
         nonlocal generated
         if len(images) != len(batch):
             raise RuntimeError(f"method '{plan.method['name']}' returned {len(images)} images for {len(batch)} items")
-        written = 0
+        samples = []
         for (prompt, key, noise), image in zip(batch, images, strict=True):
             if not store.is_done(prompt, key):
                 noise_record = (
@@ -119,13 +122,13 @@ def generate_missing(plan: CellPlan, store: RunStore, method: Method) -> tuple[l
                     "batch_size": len(batch),
                     "noise": noise_record,
                 }
-                store.write_sample(prompt, key, image, sample)
-                written += 1
-        generated += written
-        progress.written(written)
+                samples.append((prompt, key, image, sample))
+        writer.submit(samples)  # PNG encoding, hashing and fsyncs run beside the next batch's sampling
+        generated += len(samples)
+        progress.written(len(samples))
 
     try:
-        with nan_guard(pipe):
+        with nan_guard(pipe), SampleWriter(store) as writer:
             for batch, count in zip(todo, missing, strict=True):
                 progress.start(count)
                 generate_with_oom_retry(method, pipe, batch, write, extra["device"])

@@ -77,7 +77,13 @@ def measured_model(prefer_parity: bool = True) -> tuple[dict[str, Any], str]:
     """The model config of the measurements and its label: the official code's parity pipeline
     (``../shared/parity/tiny-sd``, or ``$T2IBENCH_SHARED``) where present, the embedded tiny model otherwise."""
     if prefer_parity and (PARITY_SD / "model_index.json").exists():
-        model = {"name": "parity-tiny-sd", "source": "local", "path": str(PARITY_SD), "dtype": "float32", "device": "cpu"}
+        model = {
+            "name": "parity-tiny-sd",
+            "source": "local",
+            "path": str(PARITY_SD),
+            "dtype": "float32",
+            "device": "cpu",
+        }
         return model, f"parity tiny-sd ({PARITY_SD})"
     model = {"name": "tiny", "source": "tiny", "seed": 0, "tokenizer": "tiny", "dtype": "float32", "device": "cpu"}
     return model, "embedded tiny model (no ../shared/parity/tiny-sd here)"

@@ -137,16 +137,32 @@ def compare_batched(pipe: Any, method: str, generation: dict[str, Any], pairs: i
     )
 
 
-def run(pipe: Any, label: str, generation: dict[str, Any], pairs: int, smoke: bool) -> None:
+def run(
+    pipe: Any,
+    label: str,
+    generation: dict[str, Any],
+    pairs: int,
+    smoke: bool,
+    methods: tuple[str, ...] = ("syngen", "attend_and_excite"),
+    figures: tuple[str, ...] = ("batch1", "batched"),
+) -> None:
     steps, size = generation["num_inference_steps"], f"{generation['height']}x{generation['width']}"
-    mode = "SMOKE CHECK (not the papers' settings; ratios not comparable with the targets)" if smoke else "papers' settings"
-    print(f"\n## {label}: {steps} PNDM steps, {size}, guidance {generation['guidance_scale']}, {pairs} ABAB pairs, {mode}")
+    mode = (
+        "SMOKE CHECK (not the papers' settings; ratios not comparable with the targets)"
+        if smoke
+        else "papers' settings"
+    )
+    print(
+        f"\n## {label}: {steps} PNDM steps, {size}, guidance {generation['guidance_scale']}, {pairs} ABAB pairs, {mode}"
+    )
     counter = ForwardCounter(pipe.unet)
     try:
-        for method in ("syngen", "attend_and_excite"):
-            compare_with_sd(pipe, method, generation, pairs, counter)
-        for method in ("sd", "syngen", "attend_and_excite"):
-            compare_batched(pipe, method, generation, pairs, 4)
+        if "batch1" in figures:
+            for method in methods:
+                compare_with_sd(pipe, method, generation, pairs, counter)
+        if "batched" in figures:
+            for method in ("sd", *methods):
+                compare_batched(pipe, method, generation, pairs, 4)
     finally:
         counter._handle.remove()
 
@@ -157,6 +173,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="10 steps, 2 pairs: checks the script runs, no figures")
     parser.add_argument("--tiny", action="store_true", help="the embedded tiny model even where the parity one exists")
     parser.add_argument("--full", action="store_true", help="also an SD-1.5-shaped fp16 pipeline at 512 px (CUDA)")
+    parser.add_argument("--methods", nargs="+", default=["syngen", "attend_and_excite"], help="guided methods to time")
+    parser.add_argument(
+        "--figures", nargs="+", default=["batch1", "batched"], help="batch1 (against SD) and/or batched (batch 4)"
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     import torch
@@ -172,18 +192,26 @@ def main() -> None:
         "width": 256,
         "negative_prompt": None,
     }
-    print(f"# t2ibench guided-method perf, {machine_line()}")
+    print(f"# t2ibench guided-method perf, {machine_line()}", flush=True)
     model, label = measured_model(prefer_parity=not args.tiny)
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    run(pipe, f"{label}, CPU", generation, pairs, args.smoke)
+    chosen = (tuple(args.methods), tuple(args.figures))
+    run(pipe, f"{label}, CPU", generation, pairs, args.smoke, *chosen)
     if args.full:
         if not torch.cuda.is_available():
             print("\n--full needs a CUDA GPU; not run on this machine")
             return
         full = sd15_shaped_pipeline("cuda", torch.float16)
         gpu = torch.cuda.get_device_name()
-        run(full, f"SD-1.5-shaped random weights, {gpu} fp16", {**generation, "height": 512, "width": 512}, pairs, False)
+        run(
+            full,
+            f"SD-1.5-shaped random weights, {gpu} fp16",
+            {**generation, "height": 512, "width": 512},
+            pairs,
+            False,
+            *chosen,
+        )
 
 
 if __name__ == "__main__":
