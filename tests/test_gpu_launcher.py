@@ -51,3 +51,20 @@ def test_cells_fill_every_gpu_one_each_and_a_failed_cell_frees_its_gpu(tmp_path)
                 assert a["cuda_visible_devices"] != b["cuda_visible_devices"], runs
     assert {p["cuda_visible_devices"] for p in runs} == {"0", "1"}  # both GPUs were used
     assert len(pd.read_csv(results / "table.csv")) == 3  # tables rebuilt once at the end, from every finished cell
+
+
+def test_a_launcher_whose_plugin_is_missing_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from t2ibench import T2IBenchError
+    from t2ibench.cli import check_overrides
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.endswith("ray_launcher") else real(name, *a)
+    )
+    with pytest.raises(T2IBenchError, match=r"hydra/launcher=gpus needs .*pip install -e '\.\[gpus\]'"):
+        check_overrides(["hydra/launcher=gpus", "method=sd"])
+    check_overrides(["hydra/launcher=submitit_local", "method=sd"])  # installed: no error

@@ -70,6 +70,27 @@ def _values(override) -> list[str]:
     return [] if value is None else [str(value)]
 
 
+# hydra/launcher options whose Hydra plugin is an optional extra: option -> (plugin module, pip requirement, extra)
+LAUNCHER_PLUGINS = {
+    "gpus": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher>=1.2.2", "gpus"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher>=1.2.2", "gpus"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher>=1.2", "slurm"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher>=1.2", "slurm"),
+}
+
+
+def check_launcher(value: str) -> None:
+    """Raise :class:`T2IBenchError` when ``hydra/launcher=value`` needs a Hydra plugin that is not installed."""
+    import importlib.util
+
+    plugin = LAUNCHER_PLUGINS.get(value)
+    if plugin is not None and importlib.util.find_spec(plugin[0]) is None:
+        raise T2IBenchError(
+            f"hydra/launcher={value} needs the Hydra plugin {plugin[1]!r}: pip install '{plugin[1]}' "
+            f"(or the t2ibench extra: pip install -e '.[{plugin[2]}]')"
+        )
+
+
 def check_overrides(args: list[str]) -> None:
     """Raise :class:`T2IBenchError` for an unknown group option or evaluator name in ``args``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -84,7 +105,10 @@ def check_overrides(args: list[str]) -> None:
         key = override.key_or_group.lstrip("+~")
         if override.is_delete():
             continue
-        if key in GROUPS:
+        if key == "hydra/launcher":
+            for value in _values(override):
+                check_launcher(value)
+        elif key in GROUPS:
             valid = conf_options(key)
             for value in _values(override):
                 if value not in valid and value != "null":

@@ -63,13 +63,23 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def cpu_reference() -> float:
+    """Seconds of a fixed pure-Python loop (10^6 additions): says how fast this CPU was when the figures were taken
+    (shared machines vary from day to day), so absolute seconds can be compared across runs; ratios need no such care."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(1_000_000):
+        total += i
+    return time.perf_counter() - start
+
+
 def machine_line() -> str:
     import torch
 
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
     return (
         f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-        f"(torch {torch.__version__}, {torch.get_num_threads()} threads){gpu}"
+        f"(torch {torch.__version__}, {torch.get_num_threads()} threads){gpu}; CPU reference loop {cpu_reference():.3f} s"
     )
 
 

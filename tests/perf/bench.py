@@ -120,7 +120,9 @@ def rerun_figure(model: dict[str, Any], generation: dict[str, Any], pairs: int) 
     return first, again
 
 
-def bench(label: str, model: dict[str, Any], generation: dict[str, Any], pairs: int) -> None:
+def bench(
+    label: str, model: dict[str, Any], generation: dict[str, Any], pairs: int, overhead_only: bool = False
+) -> None:
     from t2ibench.models import load_pipeline
 
     pipe = load_pipeline(model)
@@ -137,6 +139,8 @@ def bench(label: str, model: dict[str, Any], generation: dict[str, Any], pairs: 
         f"   target <= {TARGETS['overhead']}: {verdict(statistics.median(overhead) <= TARGETS['overhead'])}",
         flush=True,
     )
+    if overhead_only:
+        return
     single = Harness(model, generation, 1)
     t_single, t_batched = paired(single.generate, harness.generate, pairs)
     gain = ratios(t_single, t_batched)  # images/s at batch 4 over images/s at batch 1
@@ -186,6 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the quick setting only (128 px, 4 steps)")
     parser.add_argument("--pairs", type=int, default=None, help="ABAB pairs per figure (default 5)")
+    parser.add_argument("--overhead-only", action="store_true", help="figure 1 only (the slowest settings first)")
     parser.add_argument("--tiny", action="store_true", help="the embedded tiny model even where the parity one exists")
     parser.add_argument("--profile", action="store_true", help="also a cProfile summary of one harness run")
     parser.add_argument("--full", action="store_true", help="also an SD-1.5-shaped fp16 pipeline at 512 px (CUDA)")
@@ -199,7 +204,7 @@ def main() -> None:
     settings = [(128, 4, "quick")] if args.quick else [(256, 50, "papers' steps"), (128, 4, "quick")]
     for size, steps, name in settings:
         generation = {"num_inference_steps": steps, "guidance_scale": 7.5, "height": size, "width": size}
-        bench(f"{label}, CPU, {name}", model, generation, pairs)
+        bench(f"{label}, CPU, {name}", model, generation, pairs, args.overhead_only)
         if args.profile:
             profile(model, generation)
     if args.full:
