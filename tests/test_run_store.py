@@ -99,6 +99,46 @@ def test_scores_roundtrip(tmp_path):
     assert json.loads((store.scores_dir / "ev.json").read_text()) == {"k": {"backbone": "x"}}
 
 
+def test_a_batch_is_encoded_in_parallel_yet_recorded_in_order_and_only_once_every_image_is_durable(
+    tmp_path, monkeypatch
+):
+    import hashlib
+    import threading
+
+    import t2ibench.run_store as run_store
+
+    store = RunStore.open(tmp_path, LABELS, {"g": 1})
+    batch = [(Prompt(f"p{i}", f"prompt {i}", "tiny"), i, _image(10 * i), {"i": i}) for i in range(6)]
+    threads, original = set(), run_store.atomic_write_bytes
+
+    def spy(path, data):
+        threads.add(threading.current_thread().name)
+        return original(path, data)
+
+    monkeypatch.setattr(run_store, "atomic_write_bytes", spy)
+    monkeypatch.setattr(run_store.os, "cpu_count", lambda: 3)
+    records = store.write_samples(batch)
+    assert len(threads) > 1 and all(name.startswith("t2ibench-png") for name in threads)  # written in parallel
+    assert [r["i"] for r in records] == list(range(6))  # ... and recorded in the batch's order
+    lines = [json.loads(line) for line in store.samples_path.read_text().splitlines()]
+    assert [(r["prompt"]["id"], r["seed"]) for r in lines] == [(f"p{i}", i) for i in range(6)]
+    for record, (_, _, image, _) in zip(lines, batch, strict=True):
+        data = (store.path / record["image"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == record["image_sha256"]
+        assert list(store.load_image(record).getdata()) == list(image.getdata())
+
+    def full_disk(path, data):
+        if path.name == "3.png":
+            raise OSError(28, "No space left on device")
+        return original(path, data)
+
+    monkeypatch.setattr(run_store, "atomic_write_bytes", full_disk)
+    again = RunStore.open(tmp_path / "other", LABELS, {"g": 1})
+    with pytest.raises(OSError, match="No space left"):
+        again.write_samples(batch)
+    assert not again.samples_path.exists() or again.samples_path.read_text() == ""  # no record without its image
+
+
 def test_images_are_written_off_the_sampling_thread_and_none_is_lost_when_a_later_batch_fails(
     tmp_path, tiny_cfg, monkeypatch
 ):
@@ -128,7 +168,9 @@ def test_images_are_written_off_the_sampling_thread_and_none_is_lost_when_a_late
     assert writers == ["t2ibench-sample-writer"] * 2  # one write per batch, in the writer thread
     stores = [p.parent for p in (tmp_path / "runs").rglob("samples.jsonl")]
     store = RunStore(stores[0])
-    assert len(store.samples()) == 2 and all(store.image_path(r["prompt"]["id"], r["seed"]).exists() for r in store.samples())
+    assert len(store.samples()) == 2 and all(
+        store.image_path(r["prompt"]["id"], r["seed"]).exists() for r in store.samples()
+    )
     calls.clear()
     summary = run_cell(cfg)  # resumes: only the two missing images are made
     assert summary["generated"] == 2 and len(RunStore(stores[0]).samples()) == 4

@@ -121,11 +121,19 @@ def load_pipeline(cfg: Mapping[str, Any]):
     device = resolve_device(cfg.get("device", "auto"))
     key = stable_hash({**model_identity(cfg), "device": device}, 16)
     if key not in _CACHE:
-        pipe = _build(cfg, device)
-        pipe._t2ibench_original_scheduler = pipe.scheduler  # restored per run: a cell may swap the sampler
-        pipe._t2ibench_identity = model_identity(cfg)  # keys trained-weight caches
-        _CACHE[key] = pipe
+        register_pipeline(cfg, _build(cfg, device))
     return _CACHE[key]
+
+
+def register_pipeline(cfg: Mapping[str, Any], pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """Cache ``pipe`` (built elsewhere, e.g. random weights of a full-size shape in a benchmark) as the pipeline of the
+    model config ``cfg``: runs whose ``model`` is ``cfg`` then use it instead of building one."""
+    cfg = dict(cfg)
+    key = stable_hash({**model_identity(cfg), "device": resolve_device(cfg.get("device", "auto"))}, 16)
+    pipe._t2ibench_original_scheduler = pipe.scheduler  # restored per run: a cell may swap the sampler
+    pipe._t2ibench_identity = model_identity(cfg)  # keys trained-weight caches
+    _CACHE[key] = pipe
+    return pipe
 
 
 def clear_cache() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,25 +157,38 @@ class RunStore:
         """Save each (prompt, seed, PIL image, extra record fields) image as PNG atomically (each fsynced), then
         append all their records in one write with one fsync; returns the records.
 
-        A record is only ever written after its image is durable, so a record always has its whole image; a kill
-        between the two leaves images without records, which count as not done and are made again."""
-        import hashlib
+        The images of a batch are encoded and written in parallel threads (zlib and the file writes release the GIL:
+        a 1024 px PNG takes about 0.25 s to encode). A record is only ever written after its image is durable, so a
+        record always has its whole image; a kill between the two leaves images without records, which count as not
+        done and are made again."""
+        from concurrent.futures import ThreadPoolExecutor
 
-        records = []
-        for prompt, seed, image, extra in samples:
+        def save(sample: tuple[Prompt, int, Any, Mapping[str, Any]]) -> str:
+            import hashlib
+
+            prompt, seed, image, _ = sample
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
             data = buffer.getvalue()
             atomic_write_bytes(self.image_path(prompt.id, seed), data)
-            records.append(
-                {
-                    "prompt": prompt.to_dict(),
-                    "seed": int(seed),
-                    "image": self.image_relpath(prompt.id, seed),
-                    "image_sha256": hashlib.sha256(data).hexdigest(),
-                    **extra,
-                }
-            )
+            return hashlib.sha256(data).hexdigest()
+
+        workers = min(len(samples), os.cpu_count() or 1)
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="t2ibench-png") as pool:
+                digests = list(pool.map(save, samples))
+        else:
+            digests = [save(sample) for sample in samples]
+        records = [
+            {
+                "prompt": prompt.to_dict(),
+                "seed": int(seed),
+                "image": self.image_relpath(prompt.id, seed),
+                "image_sha256": digest,
+                **extra,
+            }
+            for (prompt, seed, _, extra), digest in zip(samples, digests, strict=True)
+        ]
         append_lines(self.samples_path, [json.dumps(r, sort_keys=True) for r in records])
         known = self.records()
         for record in records:

@@ -9,7 +9,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,22 @@ def paired(a: Callable[[], Any], b: Callable[[], Any], pairs: int) -> tuple[list
         times_a.append(timed(a))
         times_b.append(timed(b))
     return times_a, times_b
+
+
+def reset_peak_gpu() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gpu() -> str:
+    """``; peak GPU memory X GiB`` since the last :func:`reset_peak_gpu` (empty without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return ""
+    return f"; peak GPU memory allocated {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
 
 
 def spread(values: list[float], digits: int = 3) -> str:
@@ -99,35 +115,26 @@ def measured_model(prefer_parity: bool = True) -> tuple[dict[str, Any], str]:
     return model, "embedded tiny model (no ../shared/parity/tiny-sd here)"
 
 
+def _scheduled(pipe: Any, device: str, dtype: Any) -> Any:
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device=device, dtype=dtype)
+
+
 def sd15_shaped_pipeline(device: str, dtype: Any) -> Any:
-    """A random-weight pipeline with SD-1.5's UNet, VAE and CLIP ViT-L/14 text-encoder shapes (no download)."""
+    """A random-weight pipeline with SD-1.5's UNet, VAE and CLIP ViT-L/14 text-encoder shapes (no download).
+
+    The weights are initialised on ``device`` (seconds on a GPU, where a CPU takes a minute for the UNet alone)."""
+    import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from t2ibench.clip_tokenizer import build_tiny_clip_tokenizer
     from t2ibench.tiny_models import SD14_SCHEDULER_CONFIG
 
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=512,
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            max_position_embeddings=77,
-            bos_token_id=49406,
-            eos_token_id=49407,
-        )
-    )
+    with torch.device(device):
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+        vae = AutoencoderKL(**SD_VAE, sample_size=512)
+        text = CLIPTextModel(CLIPTextConfig(**CLIP_L))
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text,
@@ -138,5 +145,118 @@ def sd15_shaped_pipeline(device: str, dtype: Any) -> Any:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device=device, dtype=dtype)
+    return _scheduled(pipe, device, dtype)
+
+
+SD_VAE = {
+    "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "layers_per_block": 2,
+    "latent_channels": 4,
+}
+CLIP_L = {  # CLIP ViT-L/14's text tower (SD-1.x; SDXL's first encoder)
+    "vocab_size": 49408,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 77,
+    "bos_token_id": 49406,
+    "eos_token_id": 49407,
+}
+
+
+def sdxl_shaped_pipeline(device: str, dtype: Any) -> Any:
+    """A random-weight pipeline with SDXL-base-1.0's shapes (no download): its UNet (320/640/1280 channels,
+    1/2/10 transformer layers, ``text_time`` conditioning), VAE, CLIP ViT-L and OpenCLIP bigG text encoders, Euler."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from t2ibench.clip_tokenizer import build_tiny_clip_tokenizer
+
+    with torch.device(device):
+        unet = UNet2DConditionModel(
+            sample_size=128,
+            block_out_channels=(320, 640, 1280),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20),
+            cross_attention_dim=2048,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,
+            use_linear_projection=True,
+        )
+        vae = AutoencoderKL(**SD_VAE, sample_size=1024, scaling_factor=0.13025)
+        text = CLIPTextModel(CLIPTextConfig(**CLIP_L))
+        text_2 = CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                **{
+                    **CLIP_L,
+                    "hidden_size": 1280,
+                    "intermediate_size": 5120,
+                    "num_hidden_layers": 32,
+                    "num_attention_heads": 20,
+                },
+                projection_dim=1280,
+                hidden_act="gelu",
+            )
+        )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text,
+        text_encoder_2=text_2,
+        tokenizer=build_tiny_clip_tokenizer(),
+        tokenizer_2=build_tiny_clip_tokenizer(),
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            steps_offset=1,
+            timestep_spacing="leading",
+        ),
+    )
+    return _scheduled(pipe, device, dtype)
+
+
+def full_size_models(
+    dry_run: bool, only: tuple[str, ...] = ("SD-1.5", "SDXL")
+) -> Iterator[tuple[str, dict, Any, dict]]:
+    """The ``--full`` models, one at a time (built when reached): (label, model config, pipeline, generation) for
+    SD-1.5 (512 px) and SDXL (1024 px) shaped random-weight pipelines in fp16 on CUDA, each registered with :func:`t2ibench.models.register_pipeline`
+    so that harness runs of its model config use it. ``dry_run``: the same code path on this machine's CPU with the
+    tiny SD and SDXL pipelines (fp32, 256/128 px, 2 steps): checks the script, measures nothing."""
+    import torch
+
+    from t2ibench.models import register_pipeline
+    from t2ibench.tiny_models import build_tiny_sd_pipeline, build_tiny_sdxl_pipeline
+
+    if dry_run:
+        device, dtype, where = "cpu", torch.float32, "DRY RUN on CPU (tiny pipelines; not a figure)"
+        shapes = [("SD-1.5", build_tiny_sd_pipeline, 256), ("SDXL", build_tiny_sdxl_pipeline, 128)]
+        steps = 2
+    else:
+        device, dtype, where = "cuda", torch.float16, f"{torch.cuda.get_device_name()} fp16"
+        shapes = [
+            ("SD-1.5", lambda: sd15_shaped_pipeline(device, dtype), 512),
+            ("SDXL", lambda: sdxl_shaped_pipeline(device, dtype), 1024),
+        ]
+        steps = 50
+    for name, build, size in shapes:
+        if name not in only:
+            continue
+        model = {
+            "name": f"{name.lower()}-shaped-random",
+            "source": "local",
+            "path": f"random:{name}",
+            "dtype": str(dtype).removeprefix("torch."),
+            "device": device,
+        }
+        pipe = register_pipeline(model, build().to(device=device, dtype=dtype))
+        pipe.set_progress_bar_config(disable=True)
+        generation = {"num_inference_steps": steps, "guidance_scale": 7.5, "height": size, "width": size}
+        yield f"{name}-shaped random weights, {where}", model, pipe, generation

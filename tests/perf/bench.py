@@ -4,7 +4,8 @@ nothing is asserted).
     python tests/perf/bench.py              # 256 px, 50 PNDM steps, 5 ABAB pairs, then the quick setting
     python tests/perf/bench.py --quick      # the quick setting only (128 px, 4 steps; CI runs it with --pairs 1)
     python tests/perf/bench.py --profile    # + a cProfile of one harness run: every non-model cost over 1%
-    python tests/perf/bench.py --full       # + an SD-1.5-shaped random-weight pipeline, fp16, 512 px (CUDA)
+    python tests/perf/bench.py --full       # + SD-1.5- (512 px) and SDXL-shaped (1024 px) random weights, fp16 (CUDA)
+    python tests/perf/bench.py --full --gpu-only   # the GPU figures alone; --dry-run: their code path on CPU
 
 The model is the official code's parity pipeline ``../shared/parity/tiny-sd`` (``$T2IBENCH_SHARED``) where present,
 the embedded tiny model otherwise (``--tiny`` forces it); both are SD-1.x-shaped. Each figure alternates its two calls
@@ -37,7 +38,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import machine_line, measured_model, paired, ratios, sd15_shaped_pipeline, spread, timed, verdict  # noqa: E402
+from _common import (  # noqa: E402
+    full_size_models,
+    machine_line,
+    measured_model,
+    paired,
+    ratios,
+    spread,
+    timed,
+    verdict,
+)
 
 TARGETS = {"overhead": 1.05, "batched": 1.0, "rerun": 0.05}
 N_PROMPTS, SEEDS = 2, [0, 1]  # 4 images per run
@@ -96,7 +106,7 @@ def bare_call(pipe: Any, generation: dict[str, Any], batch: int) -> Any:
             latents = initial_latents([s for _, s in chunk], shape).to(pipe.device, pipe.unet.dtype)
             kept += pipe(
                 [t for t, _ in chunk],
-                latents=latents * pipe.scheduler.init_noise_sigma,
+                latents=latents,  # the pipeline scales them by the scheduler's init_noise_sigma
                 num_inference_steps=generation["num_inference_steps"],
                 guidance_scale=generation["guidance_scale"],
                 height=generation["height"],
@@ -121,7 +131,12 @@ def rerun_figure(model: dict[str, Any], generation: dict[str, Any], pairs: int) 
 
 
 def bench(
-    label: str, model: dict[str, Any], generation: dict[str, Any], pairs: int, overhead_only: bool = False
+    label: str,
+    model: dict[str, Any],
+    generation: dict[str, Any],
+    pairs: int,
+    overhead_only: bool = False,
+    rerun: bool = True,
 ) -> None:
     from t2ibench.models import load_pipeline
 
@@ -129,7 +144,10 @@ def bench(
     pipe.set_progress_bar_config(disable=True)
     steps, size = generation["num_inference_steps"], f"{generation['height']}x{generation['width']}"
     images = N_PROMPTS * len(SEEDS)
-    print(f"\n## {label}: {images} images per run, {steps} PNDM steps, {size}, {pairs} ABAB pairs", flush=True)
+    print(
+        f"\n## {label}: {images} images per run, {steps} steps ({type(pipe.scheduler).__name__}), {size}, {pairs} ABAB pairs",
+        flush=True,
+    )
     harness = Harness(model, generation, 4)
     t_bare, t_harness = paired(bare_call(pipe, generation, 4), harness.generate, pairs)
     overhead = ratios(t_harness, t_bare)
@@ -150,6 +168,8 @@ def bench(
         f"   target batched >= batch 1: {verdict(statistics.median(gain) >= TARGETS['batched'])}",
         flush=True,
     )
+    if not rerun:
+        return
     first, again = rerun_figure(model, generation, max(1, min(pairs, 3)))
     share = ratios(again, first)
     print(
@@ -193,42 +213,46 @@ def main() -> None:
     parser.add_argument("--overhead-only", action="store_true", help="figure 1 only (the slowest settings first)")
     parser.add_argument("--tiny", action="store_true", help="the embedded tiny model even where the parity one exists")
     parser.add_argument("--profile", action="store_true", help="also a cProfile summary of one harness run")
-    parser.add_argument("--full", action="store_true", help="also an SD-1.5-shaped fp16 pipeline at 512 px (CUDA)")
+    parser.add_argument(
+        "--full", action="store_true", help="also SD-1.5- and SDXL-shaped random-weight fp16 pipelines (CUDA)"
+    )
+    parser.add_argument("--shapes", nargs="+", default=["SD-1.5", "SDXL"], help="the --full shapes to measure")
+    parser.add_argument("--xl-pairs", type=int, default=2, help="ABAB pairs of the SDXL-shaped --full figures")
+    parser.add_argument("--gpu-only", action="store_true", help="with --full: skip the CPU figures")
+    parser.add_argument("--dry-run", action="store_true", help="the --full code path on CPU, tiny pipelines, no figure")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     import torch
 
+    from t2ibench import models
+
     pairs = args.pairs or 5
-    print(f"# t2ibench harness perf, {machine_line()}")
+    print(f"# t2ibench harness perf, {machine_line()}", flush=True)
     model, label = measured_model(prefer_parity=not args.tiny)
     settings = [(128, 4, "quick")] if args.quick else [(256, 50, "papers' steps"), (128, 4, "quick")]
+    if args.gpu_only or args.dry_run:
+        settings = []
     for size, steps, name in settings:
         generation = {"num_inference_steps": steps, "guidance_scale": 7.5, "height": size, "width": size}
         bench(f"{label}, CPU, {name}", model, generation, pairs, args.overhead_only)
         if args.profile:
             profile(model, generation)
-    if args.full:
-        if not torch.cuda.is_available():
-            print("\n--full needs a CUDA GPU; not run on this machine")
+    if args.full or args.dry_run:
+        if not (args.dry_run or torch.cuda.is_available()):
+            print("\n--full needs a CUDA GPU; not run on this machine (--dry-run checks the code path on CPU)")
         else:
-            from t2ibench import models
-            from t2ibench.hashing import stable_hash
-
-            full_model = {
-                "name": "sd15-random",
-                "source": "local",
-                "path": "random",
-                "dtype": "float16",
-                "device": "cuda",
-            }
-            pipe = sd15_shaped_pipeline("cuda", torch.float16)
-            pipe._t2ibench_original_scheduler = pipe.scheduler
-            pipe._t2ibench_identity = models.model_identity(full_model)
-            models._CACHE[stable_hash({**models.model_identity(full_model), "device": "cuda"}, 16)] = pipe
-            torch.cuda.reset_peak_memory_stats()
-            generation = {"num_inference_steps": 50, "guidance_scale": 7.5, "height": 512, "width": 512}
-            bench(f"SD-1.5-shaped random weights, {torch.cuda.get_device_name()} fp16", full_model, generation, pairs)
-            print(f"4. peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+            for label, full_model, pipe, generation in full_size_models(args.dry_run, tuple(args.shapes)):
+                full_pairs = 1 if args.dry_run else (args.pairs or 5) if "SD-1.5" in label else args.xl_pairs
+                if torch.cuda.is_available():
+                    torch.cuda.reset_peak_memory_stats()
+                # the re-run figure (cache reads, CPU CLIP score) is a CPU figure: not repeated on the GPU
+                bench(label, full_model, generation, full_pairs, args.overhead_only, rerun=False)
+                if torch.cuda.is_available():
+                    print(
+                        f"4. peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB", flush=True
+                    )
+                del pipe
+                models.clear_cache()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
     print(f"4. peak memory (max RSS of this process): {peak:.2f} GiB")
 

