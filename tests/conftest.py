@@ -129,8 +129,9 @@ def fast_generation() -> dict:
 def compose_cfg(tmp_path):
     """``compose_cfg(overrides)``: the composed, resolved CLI config (as a dict) with the run store, trained-weight
     cache and results under ``tmp_path`` and progress bars off."""
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
+
+    from t2ibench.config_compose import compose_config
 
     def build(overrides: list[str]) -> dict:
         base = [
@@ -139,8 +140,6 @@ def compose_cfg(tmp_path):
             f"results.root={tmp_path}/results",
             "run.progress=false",
         ]
-        with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[*base, *overrides])
-        return OmegaConf.to_container(cfg, resolve=True)
+        return OmegaConf.to_container(compose_config([*base, *overrides]), resolve=True)
 
     return build

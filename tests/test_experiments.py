@@ -50,12 +50,12 @@ def test_experiment_composes(experiment, tmp_path):
 
 
 def _sweep(experiment: str) -> list[dict[str, str]]:
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
-        params = OmegaConf.to_container(cfg.hydra.sweeper.params) or {}
+    from t2ibench.config_compose import compose_config
+
+    cfg = compose_config([f"experiment={experiment}"], with_hydra=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params) or {}
     keys = list(params)
     values = [str(params[k]).split(",") for k in keys]
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]

@@ -29,6 +29,7 @@ import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from t2ibench.config_compose import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE
 from t2ibench.errors import T2IBenchError
 
 log = logging.getLogger("t2ibench")
@@ -182,7 +183,7 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path="pkg://t2ibench.conf", config_name="config")
+@hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
 def hydra_main(cfg: DictConfig) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
@@ -230,12 +231,12 @@ def help_text(overrides: list[str]) -> str:
     """``t2ibench --help``: the config groups with their options (read from ``conf/``) and the config composed with
     ``overrides``. Rendered here rather than by Hydra, whose help deep-copies the whole config repository once per
     config group (seconds, and more with every installed Hydra plugin)."""
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
+    from t2ibench.config_compose import compose_config
+
     groups = "\n".join(f"{g}: {', '.join(conf_options(g))}" for g in sorted((*GROUPS, "evaluator")))
-    with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
-        config = OmegaConf.to_yaml(compose(config_name="config", overrides=overrides))
+    config = OmegaConf.to_yaml(compose_config(overrides))
     return (
         f"{HELP_HEADER}\n== Config groups ==\nChoose one option of each group (group=option); evaluators=[a,b] takes "
         f"names from the evaluator group.\n\n{groups}\n\n== Config ==\n{config}\n{HELP_FOOTER}"

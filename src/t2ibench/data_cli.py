@@ -35,12 +35,12 @@ def files_by_benchmark() -> dict[str, tuple[DataFile, ...]]:
 
 def experiment_benchmark(experiment: str) -> str:
     """The benchmark an experiment config selects (composed with Hydra)."""
-    from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
 
+    from t2ibench.config_compose import compose_config
+
     try:
-        with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"experiment={experiment}"])
+        cfg = compose_config([f"experiment={experiment}"])
     except HydraException as err:
         raise T2IBenchError(f"cannot compose experiment '{experiment}': {str(err).splitlines()[0]}") from None
     return str(cfg.benchmark.name)

@@ -31,16 +31,17 @@ PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "tokeni
 
 
 def _compose(overrides: Sequence[str]) -> dict[str, Any]:
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    with initialize_config_module(config_module="t2ibench.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    from t2ibench.config_compose import config_composer
+
+    with config_composer() as compose:
+        cfg = compose(overrides, with_hydra=True)
         sweep = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=False) if cfg.hydra.sweeper.params else {}
         configs = []
         for combo in _product(sweep or {}):  # every cell of the experiment's sweep
             extra = [f"{k}={v}" for k, v in combo.items()]
-            one = compose(config_name="config", overrides=[*overrides, *extra])
+            one = compose([*overrides, *extra])
             configs.append(OmegaConf.to_container(one, resolve=True))
     return {"configs": configs}
 
