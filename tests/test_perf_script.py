@@ -28,6 +28,7 @@ def test_quick_benchmark_prints_every_figure_and_target():
         rf"2\. images/s at batch 1: {number}; at batch 4: {number}: x{number}   target batched >= batch 1: (met|NOT met)",
         rf"3\. re-run of the finished cell {number} s vs its first run {number} s: [\d.]+%   target <= 5%: (met|NOT met)",
         r"4\. peak memory \(max RSS of this process\): [\d.]+ GiB",
+        rf"5\. writing one batch of 4 1024 px random-pixel PNGs: parallel {number} s vs serial {number} s: x{number}",
     ):
         assert re.search(pattern, out), f"missing {pattern!r} in:\n{out}"
 

@@ -153,14 +153,16 @@ class RunStore:
         """Save ``image`` (PIL) as PNG atomically, then append its record; returns the record."""
         return self.write_samples([(prompt, seed, image, extra)])[0]
 
-    def write_samples(self, samples: Sequence[tuple[Prompt, int, Any, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    def write_samples(
+        self, samples: Sequence[tuple[Prompt, int, Any, Mapping[str, Any]]], workers: int | None = None
+    ) -> list[dict[str, Any]]:
         """Save each (prompt, seed, PIL image, extra record fields) image as PNG atomically (each fsynced), then
         append all their records in one write with one fsync; returns the records.
 
         The images of a batch are encoded and written in parallel threads (zlib and the file writes release the GIL:
         a 1024 px PNG takes about 0.25 s to encode). A record is only ever written after its image is durable, so a
         record always has its whole image; a kill between the two leaves images without records, which count as not
-        done and are made again."""
+        done and are made again. ``workers``: threads (default: one per image, at most one per CPU; 1 = serial)."""
         from concurrent.futures import ThreadPoolExecutor
 
         def save(sample: tuple[Prompt, int, Any, Mapping[str, Any]]) -> str:
@@ -173,7 +175,7 @@ class RunStore:
             atomic_write_bytes(self.image_path(prompt.id, seed), data)
             return hashlib.sha256(data).hexdigest()
 
-        workers = min(len(samples), os.cpu_count() or 1)
+        workers = min(len(samples), workers or os.cpu_count() or 1)
         if workers > 1:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="t2ibench-png") as pool:
                 digests = list(pool.map(save, samples))

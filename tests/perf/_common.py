@@ -115,7 +115,8 @@ def measured_model(prefer_parity: bool = True) -> tuple[dict[str, Any], str]:
     return model, "embedded tiny model (no ../shared/parity/tiny-sd here)"
 
 
-def _scheduled(pipe: Any, device: str, dtype: Any) -> Any:
+def _ready(pipe: Any, device: str, dtype: Any) -> Any:
+    """``pipe`` on ``device`` in ``dtype``, progress bar off."""
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device=device, dtype=dtype)
 
@@ -145,7 +146,7 @@ def sd15_shaped_pipeline(device: str, dtype: Any) -> Any:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    return _scheduled(pipe, device, dtype)
+    return _ready(pipe, device, dtype)
 
 
 SD_VAE = {
@@ -220,7 +221,7 @@ def sdxl_shaped_pipeline(device: str, dtype: Any) -> Any:
             timestep_spacing="leading",
         ),
     )
-    return _scheduled(pipe, device, dtype)
+    return _ready(pipe, device, dtype)
 
 
 def full_size_models(

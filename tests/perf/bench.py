@@ -16,7 +16,9 @@ the embedded tiny model otherwise (``--tiny`` forces it); both are SD-1.x-shaped
    with the same model, prompts, steps, initial latents and batches (PIL images kept in memory): the overhead ratio;
 2. images per second at batch 1 against batch 4 (the harness, plain SD);
 3. re-running the finished cell (every image and score cached) against its first run (generation + CLIP score);
-4. peak memory of this process (max RSS; on CUDA also the peak allocated GPU memory).
+4. peak memory of this process (max RSS; on CUDA also the peak allocated GPU memory);
+5. writing one batch of four 1024 px images (random pixels: the slowest to encode) into a run store, serially against
+   the parallel threads the harness uses: what the last batch of a cell, which has no next batch to hide behind, costs.
 
 Start-up (``import t2ibench``, ``--help``, the first image) is ``bench_startup.py``'s; the guided methods at the papers'
 settings are ``bench_methods.py``'s.
@@ -180,6 +182,36 @@ def bench(
     )
 
 
+def png_figure(pairs: int, size: int = 1024, images: int = 4) -> None:
+    """One batch's image writes (PNG encoding, sha256, atomic fsynced writes, the records): serial against the
+    parallel threads of :meth:`RunStore.write_samples`, on random-pixel images (the slowest to encode)."""
+    import numpy as np
+    from PIL import Image
+
+    from t2ibench.prompt import Prompt
+    from t2ibench.run_store import RunStore
+
+    rng = np.random.default_rng(0)
+    batch = [
+        (Prompt(f"p{i}", "noise", "bench"), i, Image.fromarray(rng.integers(0, 256, (size, size, 3), np.uint8)), {})
+        for i in range(images)
+    ]
+    root = Path(tempfile.mkdtemp(prefix="t2ibench-bench-png-"))
+    stores = iter(range(10_000))
+
+    def write(workers: int | None) -> None:
+        RunStore.open(root / str(next(stores)), {"model": "m", "method": "sd", "benchmark": "b"}, {}).write_samples(
+            batch, workers
+        )
+
+    serial, parallel = paired(lambda: write(1), lambda: write(None), pairs)
+    print(
+        f"5. writing one batch of {images} {size} px random-pixel PNGs: parallel {spread(parallel)} s vs serial "
+        f"{spread(serial)} s: x{spread(ratios(parallel, serial), 2)}",
+        flush=True,
+    )
+
+
 def profile(model: dict[str, Any], generation: dict[str, Any]) -> None:
     """cProfile of one harness run: the functions outside torch/diffusers/transformers over 1% of the run."""
     harness = Harness(model, generation, 4)
@@ -253,6 +285,7 @@ def main() -> None:
                     )
                 del pipe
                 models.clear_cache()
+    png_figure(1 if args.dry_run else min(pairs, 3))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
     print(f"4. peak memory (max RSS of this process): {peak:.2f} GiB")
 
