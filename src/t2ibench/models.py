@@ -118,21 +118,24 @@ def pipeline_identity(pipe: DiffusionPipeline) -> dict[str, Any]:
 def load_pipeline(cfg: Mapping[str, Any]):
     """The diffusers pipeline for ``cfg``, built once per process and cached by its identity."""
     cfg = dict(cfg)
-    device = resolve_device(cfg.get("device", "auto"))
-    key = stable_hash({**model_identity(cfg), "device": device}, 16)
+    key = _cache_key(cfg)
     if key not in _CACHE:
-        register_pipeline(cfg, _build(cfg, device))
+        register_pipeline(cfg, _build(cfg, resolve_device(cfg.get("device", "auto"))))
     return _CACHE[key]
+
+
+def _cache_key(cfg: Mapping[str, Any]) -> str:
+    """The process cache's key of a model config: its identity and the device it resolves to."""
+    return stable_hash({**model_identity(cfg), "device": resolve_device(cfg.get("device", "auto"))}, 16)
 
 
 def register_pipeline(cfg: Mapping[str, Any], pipe: DiffusionPipeline) -> DiffusionPipeline:
     """Cache ``pipe`` (built elsewhere, e.g. random weights of a full-size shape in a benchmark) as the pipeline of the
     model config ``cfg``: runs whose ``model`` is ``cfg`` then use it instead of building one."""
     cfg = dict(cfg)
-    key = stable_hash({**model_identity(cfg), "device": resolve_device(cfg.get("device", "auto"))}, 16)
     pipe._t2ibench_original_scheduler = pipe.scheduler  # restored per run: a cell may swap the sampler
     pipe._t2ibench_identity = model_identity(cfg)  # keys trained-weight caches
-    _CACHE[key] = pipe
+    _CACHE[_cache_key(cfg)] = pipe
     return pipe
 
 

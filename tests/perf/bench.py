@@ -45,7 +45,9 @@ from _common import (  # noqa: E402
     machine_line,
     measured_model,
     paired,
+    peak_gpu,
     ratios,
+    reset_peak_gpu,
     spread,
     timed,
     verdict,
@@ -275,14 +277,11 @@ def main() -> None:
         else:
             for label, full_model, pipe, generation in full_size_models(args.dry_run, tuple(args.shapes)):
                 full_pairs = 1 if args.dry_run else (args.pairs or 5) if "SD-1.5" in label else args.xl_pairs
-                if torch.cuda.is_available():
-                    torch.cuda.reset_peak_memory_stats()
+                reset_peak_gpu()
                 # the re-run figure (cache reads, CPU CLIP score) is a CPU figure: not repeated on the GPU
                 bench(label, full_model, generation, full_pairs, args.overhead_only, rerun=False)
                 if torch.cuda.is_available():
-                    print(
-                        f"4. peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB", flush=True
-                    )
+                    print(f"4. {peak_gpu().removeprefix('; ')}", flush=True)
                 del pipe
                 models.clear_cache()
     png_figure(1 if args.dry_run else min(pairs, 3))
