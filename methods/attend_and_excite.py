@@ -22,9 +22,9 @@ Target tokens (CLIP positions, BOS = 0): the prompt's ``metadata.token_indices``
 ``metadata.subject_words`` aligned to CLIP word pieces (the first piece of a multi-piece word), else the
 nouns of a spaCy parse (``parser``). Deviations, each behind a flag whose default is the official behaviour:
 ``batched`` (default false: one prompt at a time, as the official pipeline) guides a whole batch at once with
-per-sample refinement; the refinement loop's two unused no-grad UNet calls per try are not run (no effect on
-outputs); the cond forward of iterations past ``max_iter_to_alter`` is skipped unless tracing (no effect on
-outputs). Supports SD-1.x/2.x (``StableDiffusionPipeline``).
+per-sample refinement. Without effect on outputs: the refinement loop's two unused no-grad UNet calls per try are
+not run; its first try reuses the forward the iteration has just run on the same latent instead of running it
+again; the cond forward of iterations past ``max_iter_to_alter`` is skipped unless tracing. Supports SD-1.x/2.x (``StableDiffusionPipeline``).
 """
 
 from __future__ import annotations
@@ -103,6 +103,10 @@ class AttendAndExcite(GuidedMethod):
 
     name = "attend_and_excite"
     config_schema = AttendAndExciteConfig
+    # The official refinement loop starts with a forward on the latent the iteration's forward has just seen:
+    # same input, same maps and loss (the forwards are deterministic), so that forward's graph is reused. False
+    # runs it again, as the official code does (tests compare both: the same bits).
+    _reuse_first_try = True
 
     def __init__(self, cfg: dict[str, Any], generation: dict[str, Any], trace: Trace | None = None):
         super().__init__(cfg, generation)
@@ -167,14 +171,17 @@ class AttendAndExcite(GuidedMethod):
         max_tries = int(self.cfg["max_refinement_steps"])
         trace = self.trace
 
-        def forward(z: Any, t: Any, cond: Any) -> tuple[Any, list[Any]]:
-            capture.maps_of(z, t, cond)  # the official code discards this forward's noise prediction
-            maxes = self._max_attention(capture, z.shape[0], targets, n_tokens)
-            losses = torch.stack([ae_loss(m) for m in maxes])
+        def emit(maxes: list[Any], losses: Any) -> None:
             if trace is not None:
                 for m, loss in zip(maxes, losses, strict=True):
                     trace("max_attention", current_step[0], [float(v) for v in m.detach()])
                     trace("loss", current_step[0], float(loss.detach()))
+
+        def forward(z: Any, t: Any, cond: Any) -> tuple[Any, list[Any]]:
+            capture.maps_of(z, t, cond)  # the official code discards this forward's noise prediction
+            maxes = self._max_attention(capture, z.shape[0], targets, n_tokens)
+            losses = torch.stack([ae_loss(m) for m in maxes])
+            emit(maxes, losses)
             return losses, maxes
 
         def update(z: Any, losses: Any, mask: Any, step_size: float) -> Any:
@@ -209,15 +216,20 @@ class AttendAndExcite(GuidedMethod):
             cond = prompt_embeds.detach()
             with torch.enable_grad():
                 z = latents.detach().requires_grad_(True)
-                losses, _ = forward(z, t, cond)
+                losses, maxes = forward(z, t, cond)
                 if refine:
                     target = max(0.0, 1.0 - self.thresholds[i])
                     active = losses.detach() > target
                     if bool(active.any()):
                         tries = torch.zeros_like(losses, dtype=torch.long)
+                        reuse = self._reuse_first_try
                         while bool(active.any()):
-                            z = z.detach().requires_grad_(True)
-                            losses, _ = forward(z, t, cond)
+                            if reuse:  # the first try's forward is the one just run, on the same latent
+                                reuse = False
+                                emit(maxes, losses)
+                            else:
+                                z = z.detach().requires_grad_(True)
+                                losses, maxes = forward(z, t, cond)
                             tries = tries + active.long()
                             z = update(z, losses, (active & (losses.detach() != 0)).to(z.dtype), step_size)
                             active = active & (losses.detach() > target) & (tries < max_tries)

@@ -175,6 +175,35 @@ def test_maps_only_forward_gives_the_bits_of_a_full_forward(name, parity_pipe, s
     assert fast_calls["unet"] > cfg_forwards + 2
 
 
+def test_refinement_reuses_the_forward_on_the_same_latent(parity_pipe, shared_dir, monkeypatch):
+    """A&E's first refinement try reuses the iteration's forward (same latent): one UNet call fewer per
+    refinement, and the same bits and trace events as running that forward again as the official code does."""
+    meta = json.loads((shared_dir / "parity" / "ae" / "p1_ref.json").read_text())
+    init = load_file(shared_dir / "parity" / "ae" / "p1_ref.safetensors")["init_latents"]
+    prompt = Prompt("p", meta["prompt"], "parity", {"token_indices": meta["token_indices"]})
+    calls = [0]
+    hook = parity_pipe.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    runs = {}
+    try:
+        for reuse in (True, False):
+            monkeypatch.setattr(AttendAndExcite, "_reuse_first_try", reuse)
+            record = Recorder()
+            method = AttendAndExcite({**AE_PARITY_CFG, "thresholds": meta["thresholds"]}, PARITY_GEN, trace=record)
+            calls[0] = 0
+            final = method.guide(parity_pipe, [prompt], init, output_type="latent")
+            runs[reuse] = (final, record, calls[0])
+    finally:
+        hook.remove()
+    (fast, fast_rec, fast_calls), (official, official_rec, official_calls) = runs[True], runs[False]
+    updates = [step for kind, step, _ in official_rec.events if kind == "update"]
+    refinements = sum(1 for step in set(updates) if updates.count(step) > 1)  # tries + the iteration's own update
+    assert refinements == 2  # p1_ref refines at iterations 0 and 2
+    assert official_calls - fast_calls == refinements
+    assert torch.equal(fast, official)
+    assert torch.equal(torch.cat(fast_rec.updated), torch.cat(official_rec.updated))
+    assert fast_rec.events == official_rec.events
+
+
 def test_official_smoothing_kernel():
     kernel = smoothing_kernel(3, 0.5)[0, 0]
     one_d = torch.tensor([0.2119, 0.5761, 0.2119])

@@ -70,3 +70,20 @@ def test_bad_model_settings_are_clear_errors(tmp_path):
     with pytest.raises(T2IBenchError, match="model.path="):
         load_pipeline({"name": "x", "source": "local", "path": str(tmp_path), "dtype": "float32", "device": "cpu"})
     clear_cache()
+
+
+def test_local_folder_loads_in_the_asked_dtype_without_deprecation_warnings(shared_dir):
+    import warnings
+
+    cfg = {
+        "name": "parity-half",
+        "source": "local",
+        "path": str(shared_dir / "parity" / "tiny-sd"),
+        "dtype": "float16",
+        "device": "cpu",
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe = load_pipeline(cfg)
+    assert pipe.unet.dtype == pipe.text_encoder.dtype == pipe.vae.dtype == torch.float16
+    assert not [w for w in caught if "dtype" in str(w.message)], [str(w.message) for w in caught]

@@ -115,6 +115,16 @@ def pipeline_identity(pipe: DiffusionPipeline) -> dict[str, Any]:
     return {"class": type(pipe).__name__, "denoiser": dict(denoiser.config) if denoiser is not None else None}
 
 
+def _dtype_argument() -> str:
+    """The name of ``from_pretrained``'s dtype argument: ``dtype`` where diffusers has it (``torch_dtype`` warns of
+    its removal there), ``torch_dtype`` in older releases."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (the release that added ``dtype``)
+    except ImportError:
+        return "torch_dtype"
+    return "dtype"
+
+
 def load_pipeline(cfg: Mapping[str, Any]):
     """The diffusers pipeline for ``cfg``, built once per process and cached by its identity."""
     cfg = dict(cfg)
@@ -164,7 +174,8 @@ def _build(cfg: dict[str, Any], device: str):
             f"model '{cfg.get('name')}': source={source} needs model.{'path' if source == 'local' else 'id'}"
         )
     pipeline_class = _pipeline_class(cfg.get("pipeline", "auto"))
-    kwargs: dict[str, Any] = {"torch_dtype": dtype, "use_safetensors": True}
+    dtype_key = _dtype_argument()
+    kwargs: dict[str, Any] = {dtype_key: dtype, "use_safetensors": True}
     if cfg.get("variant"):
         kwargs["variant"] = cfg["variant"]
     resolved = None
@@ -180,7 +191,7 @@ def _build(cfg: dict[str, Any], device: str):
                     revision,
                 )
             where = DiffusionPipeline.download(
-                where, revision=revision, **{k: v for k, v in kwargs.items() if k != "torch_dtype"}
+                where, revision=revision, **{k: v for k, v in kwargs.items() if k != dtype_key}
             )
             resolved = Path(where).name  # the hub cache names snapshot folders by commit hash
         pipe = pipeline_class.from_pretrained(where, **kwargs)
