@@ -299,9 +299,9 @@ class SeparateAndEnhance(Method):
                     torch.nn.utils.clip_grad_norm_(attn2, float(cfg["max_grad_norm"]))
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 if (step + 1) % int(cfg["log_every"]) == 0 or step + 1 == steps:
-                    log.info("sepen step %d/%d: loss %.5f", step + 1, steps, float(loss))
+                    log.info("sepen step %d/%d: loss %.5f", step + 1, steps, float(loss.detach()))
             trained = {name: p.detach().cpu().clone() for name, p in params.items()}
         finally:
             capture.remove()
