@@ -146,8 +146,11 @@ class StepProgress:
             self.bar.update(step)
 
     def written(self, images: int) -> None:
-        """``images`` of the current batch were written: settle the bar to whole images."""
-        self.bar.update(images - self.shown)
+        """``images`` of the current batch were written: settle the bar to whole images (exactly: the per-step
+        fractions do not add up to whole numbers in floating point, and a bar past its total warns)."""
+        settled = round(self.bar.n - self.shown) + images
+        self.bar.update(settled - self.bar.n)
+        self.bar.n = settled
         self.shown = 0.0
         self.batch = max(0, self.batch - images)
 
