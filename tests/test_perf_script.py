@@ -50,3 +50,26 @@ def test_gpu_figures_code_path_runs_on_cpu_as_a_labelled_dry_run():
     assert headers == ["SD-1.5", "SDXL"], result.stdout
     assert len(re.findall(r"^1\. harness .* overhead x", result.stdout, re.M)) == 2
     assert "StableDiffusionXL" not in result.stderr  # the SDXL pipeline ran through the harness without error
+
+
+def test_guided_method_benchmark_runs_as_a_labelled_dry_run():
+    """``bench_methods.py --dry-run``: the ``--full`` code path of the guided-method figures on the CPU (tiny
+    pipeline, 2 steps): batch-1 ratios with their forward counts, and batch 4 vs batch 1, each with its target."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("bench_methods.py")), "--dry-run", "--pairs", "1"],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert re.search(r"^## SD-1\.5-shaped random weights, DRY RUN on CPU .*not a figure", out, re.M), out
+    number = r"[\d.]+ \[[\d.]+-[\d.]+\]"
+    for method, target in (("syngen", "<= 1.5"), ("attend_and_excite", "<= 2.0")):
+        line = rf"^{method} +batch 1: {number} s/img vs SD {number} s/img: x{number}   target {re.escape(target)}: (met|NOT met)"
+        assert re.search(line, out, re.M), f"missing {line!r} in:\n{out}"
+        assert re.search(rf"^{method} +batch 4 in one call: .* target >= 1\.5: (met|NOT met)", out, re.M), out
+    counts = re.findall(r"UNet forwards per image: (\d+) with gradient \+ (\d+) CFG \(SD: 0 \+ (\d+)\)", out)
+    assert len(counts) == 2 and all(int(g) > 0 and cfg == sd for g, cfg, sd in counts), counts
+    assert re.search(r"^sd +batch 4 in one call: .*\(reference\)", out, re.M), out

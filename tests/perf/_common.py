@@ -112,7 +112,8 @@ def measured_model(prefer_parity: bool = True) -> tuple[dict[str, Any], str]:
         }
         return model, f"parity tiny-sd ({PARITY_SD})"
     model = {"name": "tiny", "source": "tiny", "seed": 0, "tokenizer": "tiny", "dtype": "float32", "device": "cpu"}
-    return model, "embedded tiny model (no ../shared/parity/tiny-sd here)"
+    why = "--tiny" if (PARITY_SD / "model_index.json").exists() else "no ../shared/parity/tiny-sd here"
+    return model, f"embedded tiny model ({why})"
 
 
 def _ready(pipe: Any, device: str, dtype: Any) -> Any:
