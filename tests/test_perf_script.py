@@ -12,15 +12,21 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parent / "perf" / "bench.py"
 
 
-def test_quick_benchmark_prints_every_figure_and_target():
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``tests/perf/<name>`` offline; it must exit 0."""
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--pairs", "1"],
+        [sys.executable, str(SCRIPT.with_name(name)), *args],
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_quick_benchmark_prints_every_figure_and_target():
+    result = run_script("bench.py", "--quick", "--pairs", "1")
     out = result.stdout
     number = r"[\d.]+ \[[\d.]+-[\d.]+\]"  # median [min-max]
     for pattern in (
@@ -36,14 +42,7 @@ def test_quick_benchmark_prints_every_figure_and_target():
 def test_gpu_figures_code_path_runs_on_cpu_as_a_labelled_dry_run():
     """``--full`` builds SD-1.5- and SDXL-shaped pipelines on CUDA; ``--dry-run`` runs that code path (registering
     a pipeline built in-process, harness vs bare on both shapes) with the tiny pipelines, labelled as no figure."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--dry-run"],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script("bench.py", "--dry-run")
     headers = re.findall(
         r"^## (SD-1\.5|SDXL)-shaped random weights, DRY RUN on CPU .*not a figure", result.stdout, re.M
     )
@@ -55,14 +54,7 @@ def test_gpu_figures_code_path_runs_on_cpu_as_a_labelled_dry_run():
 def test_guided_method_benchmark_runs_as_a_labelled_dry_run():
     """``bench_methods.py --dry-run``: the ``--full`` code path of the guided-method figures on the CPU (tiny
     pipeline, 2 steps): batch-1 ratios with their forward counts, and batch 4 vs batch 1, each with its target."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT.with_name("bench_methods.py")), "--dry-run", "--pairs", "1"],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script("bench_methods.py", "--dry-run", "--pairs", "1")
     out = result.stdout
     assert re.search(r"^## SD-1\.5-shaped random weights, DRY RUN on CPU .*not a figure", out, re.M), out
     number = r"[\d.]+ \[[\d.]+-[\d.]+\]"
