@@ -24,7 +24,8 @@ nouns of a spaCy parse (``parser``). Deviations, each behind a flag whose defaul
 ``batched`` (default false: one prompt at a time, as the official pipeline) guides a whole batch at once with
 per-sample refinement. Without effect on outputs: the refinement loop's two unused no-grad UNet calls per try are
 not run; its first try reuses the forward the iteration has just run on the same latent instead of running it
-again; the cond forward of iterations past ``max_iter_to_alter`` is skipped unless tracing. Supports SD-1.x/2.x (``StableDiffusionPipeline``).
+again; the cond forward of iterations past ``max_iter_to_alter`` is skipped unless tracing. Supports
+SD-1.x/2.x (``StableDiffusionPipeline``).
 """
 
 from __future__ import annotations

@@ -67,6 +67,13 @@ def _max_diff(a, b):
     return float((torch.as_tensor(a) - torch.as_tensor(b)).abs().max())
 
 
+def ae_case(shared_dir, name):
+    """(metadata, tensors, prompt) of the official A&E parity case ``name``."""
+    meta = json.loads((shared_dir / "parity" / "ae" / f"{name}.json").read_text())
+    tensors = load_file(shared_dir / "parity" / "ae" / f"{name}.safetensors")
+    return meta, tensors, Prompt("p", meta["prompt"], "parity", {"token_indices": meta["token_indices"]})
+
+
 # Tolerances. The first conditional forward's aggregated map differs from the official one by 2.4e-7 (1e-6
 # relative): diffusers 0.42 / transformers 5 against 0.12.1 / 4.26 (text-encoder and UNet kernels). Each
 # guidance update moves the latent by 20 x its gradient, so that noise grows with the number of updates:
@@ -77,11 +84,9 @@ AE_CASES = {"p1_noref": (1e-5, 2.5e-4), "p2_noref": (1e-5, 2.5e-4), "p1_ref": (1
 
 @pytest.mark.parametrize("name", sorted(AE_CASES))
 def test_attend_and_excite_matches_the_official_code(name, parity_pipe, shared_dir):
-    meta = json.loads((shared_dir / "parity" / "ae" / f"{name}.json").read_text())
-    tensors = load_file(shared_dir / "parity" / "ae" / f"{name}.safetensors")
+    meta, tensors, prompt = ae_case(shared_dir, name)
     record = Recorder()
     method = AttendAndExcite({**AE_PARITY_CFG, "thresholds": meta["thresholds"]}, PARITY_GEN, trace=record)
-    prompt = Prompt("p", meta["prompt"], "parity", {"token_indices": meta["token_indices"]})
     final = method.guide(parity_pipe, [prompt], tensors["init_latents"], output_type="latent")
     ours = [(kind, step) for kind, step, _ in record.events]
     theirs = [(e["kind"], e["step"]) for e in meta["events"]]
@@ -178,9 +183,7 @@ def test_maps_only_forward_gives_the_bits_of_a_full_forward(name, parity_pipe, s
 def test_refinement_reuses_the_forward_on_the_same_latent(parity_pipe, shared_dir, monkeypatch):
     """A&E's first refinement try reuses the iteration's forward (same latent): one UNet call fewer per
     refinement, and the same bits and trace events as running that forward again as the official code does."""
-    meta = json.loads((shared_dir / "parity" / "ae" / "p1_ref.json").read_text())
-    init = load_file(shared_dir / "parity" / "ae" / "p1_ref.safetensors")["init_latents"]
-    prompt = Prompt("p", meta["prompt"], "parity", {"token_indices": meta["token_indices"]})
+    meta, tensors, prompt = ae_case(shared_dir, "p1_ref")
     calls = [0]
     hook = parity_pipe.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     runs = {}
@@ -190,7 +193,7 @@ def test_refinement_reuses_the_forward_on_the_same_latent(parity_pipe, shared_di
             record = Recorder()
             method = AttendAndExcite({**AE_PARITY_CFG, "thresholds": meta["thresholds"]}, PARITY_GEN, trace=record)
             calls[0] = 0
-            final = method.guide(parity_pipe, [prompt], init, output_type="latent")
+            final = method.guide(parity_pipe, [prompt], tensors["init_latents"], output_type="latent")
             runs[reuse] = (final, record, calls[0])
     finally:
         hook.remove()

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent / "perf" / "bench.py"
+NUMBER = r"[\d.]+ \[[\d.]+-[\d.]+\]"  # median [min-max]
 
 
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
@@ -28,13 +29,12 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 def test_quick_benchmark_prints_every_figure_and_target():
     result = run_script("bench.py", "--quick", "--pairs", "1")
     out = result.stdout
-    number = r"[\d.]+ \[[\d.]+-[\d.]+\]"  # median [min-max]
     for pattern in (
-        rf"1\. harness {number} s/img vs bare diffusers {number} s/img \(batch 4\): overhead x{number}   target <= 1\.05: (met|NOT met)",
-        rf"2\. images/s at batch 1: {number}; at batch 4: {number}: x{number}   target batched >= batch 1: (met|NOT met)",
-        rf"3\. re-run of the finished cell {number} s vs its first run {number} s: [\d.]+%   target <= 5%: (met|NOT met)",
+        rf"1\. harness {NUMBER} s/img vs bare diffusers {NUMBER} s/img \(batch 4\): overhead x{NUMBER}   target <= 1\.05: (met|NOT met)",
+        rf"2\. images/s at batch 1: {NUMBER}; at batch 4: {NUMBER}: x{NUMBER}   target batched >= batch 1: (met|NOT met)",
+        rf"3\. re-run of the finished cell {NUMBER} s vs its first run {NUMBER} s: [\d.]+%   target <= 5%: (met|NOT met)",
         r"4\. peak memory \(max RSS of this process\): [\d.]+ GiB",
-        rf"5\. writing one batch of 4 1024 px random-pixel PNGs: parallel {number} s vs serial {number} s: x{number}",
+        rf"5\. writing one batch of 4 1024 px random-pixel PNGs: parallel {NUMBER} s vs serial {NUMBER} s: x{NUMBER}",
     ):
         assert re.search(pattern, out), f"missing {pattern!r} in:\n{out}"
 
@@ -57,9 +57,8 @@ def test_guided_method_benchmark_runs_as_a_labelled_dry_run():
     result = run_script("bench_methods.py", "--dry-run", "--pairs", "1")
     out = result.stdout
     assert re.search(r"^## SD-1\.5-shaped random weights, DRY RUN on CPU .*not a figure", out, re.M), out
-    number = r"[\d.]+ \[[\d.]+-[\d.]+\]"
     for method, target in (("syngen", "<= 1.5"), ("attend_and_excite", "<= 2.0")):
-        line = rf"^{method} +batch 1: {number} s/img vs SD {number} s/img: x{number}   target {re.escape(target)}: (met|NOT met)"
+        line = rf"^{method} +batch 1: {NUMBER} s/img vs SD {NUMBER} s/img: x{NUMBER}   target {re.escape(target)}: (met|NOT met)"
         assert re.search(line, out, re.M), f"missing {line!r} in:\n{out}"
         assert re.search(rf"^{method} +batch 4 in one call: .* target >= 1\.5: (met|NOT met)", out, re.M), out
     counts = re.findall(r"UNet forwards per image: (\d+) with gradient \+ (\d+) CFG \(SD: 0 \+ (\d+)\)", out)
