@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from t2ibench.api import Method, apply_scheduler
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._attention import CrossAttentionCapture
+from t2ibench.methods._frozen import frozen
 from t2ibench.seeding import ImageSeed, initial_latents, latent_shape
 
 if TYPE_CHECKING:
@@ -126,7 +127,8 @@ class GuidedMethod(Method):
         try:
             hook = self.make_hook(pipe, capture, prompts, generation)
             texts = [p.text for p in prompts]
-            return guided_sample(pipe, texts, latents, generation, hook, output_type, getattr(self, "trace", None))
+            with frozen(pipe.unet):  # gradients with respect to the latents only (see t2ibench.methods._frozen)
+                return guided_sample(pipe, texts, latents, generation, hook, output_type, getattr(self, "trace", None))
         finally:
             capture.remove()
 

@@ -22,9 +22,11 @@ Target tokens (CLIP positions, BOS = 0): the prompt's ``metadata.token_indices``
 ``metadata.subject_words`` aligned to CLIP word pieces (the first piece of a multi-piece word), else the
 nouns of a spaCy parse (``parser``). Deviations, each behind a flag whose default is the official behaviour:
 ``batched`` (default false: one prompt at a time, as the official pipeline) guides a whole batch at once with
-per-sample refinement. Without effect on outputs: the refinement loop's two unused no-grad UNet calls per try are
-not run; its first try reuses the forward the iteration has just run on the same latent instead of running it
-again; the cond forward of iterations past ``max_iter_to_alter`` is skipped unless tracing. Supports
+per-sample refinement: a try forwards only the samples still refining, so a batch does the work of its prompts run
+one by one (plus the loss-recomputing forward of a sample already within the threshold, where another refines).
+Without effect on outputs: the refinement loop's two unused no-grad UNet calls per try are not run; its first try
+reuses the forward the iteration has just run on the same latent instead of running it again; the cond forward of
+iterations past ``max_iter_to_alter`` is skipped unless tracing. Supports
 SD-1.x/2.x (``StableDiffusionPipeline``).
 """
 
@@ -178,9 +180,13 @@ class AttendAndExcite(GuidedMethod):
                     trace("max_attention", current_step[0], [float(v) for v in m.detach()])
                     trace("loss", current_step[0], float(loss.detach()))
 
-        def forward(z: Any, t: Any, cond: Any) -> tuple[Any, list[Any]]:
+        def forward(z: Any, t: Any, cond: Any, rows: Sequence[int] | None = None) -> tuple[Any, list[Any]]:
+            """Losses and a_s of ``z``, the batch's samples ``rows`` (default: all of them)."""
             capture.maps_of(z, t, cond)  # the official code discards this forward's noise prediction
-            maxes = self._max_attention(capture, z.shape[0], targets, n_tokens)
+            picked = range(len(targets)) if rows is None else rows
+            maxes = self._max_attention(
+                capture, z.shape[0], [targets[r] for r in picked], [n_tokens[r] for r in picked]
+            )
             losses = torch.stack([ae_loss(m) for m in maxes])
             emit(maxes, losses)
             return losses, maxes
@@ -228,11 +234,15 @@ class AttendAndExcite(GuidedMethod):
                             if reuse:  # the first try's forward is the one just run, on the same latent
                                 reuse = False
                                 emit(maxes, losses)
-                            else:
-                                z = z.detach().requires_grad_(True)
-                                losses, maxes = forward(z, t, cond)
+                                z = update(z, losses, (active & (losses.detach() != 0)).to(z.dtype), step_size)
+                            else:  # a forward of the samples still refining only (all of them at batch 1)
+                                rows = active.nonzero().flatten().tolist()
+                                sub = z.detach()[rows].requires_grad_(True)
+                                sub_losses, maxes = forward(sub, t, cond[rows], rows)
+                                sub = update(sub, sub_losses, (sub_losses.detach() != 0).to(z.dtype), step_size)
+                                z, losses = z.detach().clone(), losses.detach().clone()
+                                z[rows], losses[rows] = sub, sub_losses.detach()
                             tries = tries + active.long()
-                            z = update(z, losses, (active & (losses.detach() != 0)).to(z.dtype), step_size)
                             active = active & (losses.detach() > target) & (tries < max_tries)
                         z = z.detach().requires_grad_(True)
                         losses, _ = forward(z, t, cond)

@@ -38,6 +38,7 @@ from t2ibench.api.config import follows, keys_with, option, tiny_preset, with_de
 from t2ibench.api.method import MethodConfig
 from t2ibench.backbones.vqa import VQAConfig
 from t2ibench.errors import T2IBenchError
+from t2ibench.methods._frozen import frozen
 from t2ibench.methods._sampling import plain_sample
 from t2ibench.models import pipeline_identity
 from t2ibench.prompt import Prompt
@@ -272,64 +273,63 @@ class ReBind(Method):
         ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
         seed = int(cfg["seed"])
         generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
-        requires = {n: p.requires_grad for n, p in unet.named_parameters()}
-        unet.requires_grad_(False)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # the gaussian LoRA init
-            unet.add_adapter(lora_config(cfg), adapter_name="rebind_train")
-        lora = [p for n, p in unet.named_parameters() if "lora_" in n]
-        for p in lora:
-            p.data = p.data.float()
-            p.requires_grad_(True)
-        optimizer = torch.optim.AdamW(
-            lora,
-            lr=float(cfg["learning_rate"]),
-            betas=(0.9, 0.999),
-            weight_decay=float(cfg["adam_weight_decay"]),
-            eps=1e-8,
-        )
-        steps, accumulation = int(cfg["max_train_steps"]), int(cfg["gradient_accumulation_steps"])
-        losses: list[float] = []
-        unet.train()
-        try:
-            for step in tqdm(range(steps), desc="train rebind", unit="step", disable=not cfg["progress"]):
-                weights = torch.tensor([exp_ramp_up(0.5, float(cfg["active_weight"]), steps, step), 1.0])
-                total = 0.0
-                for _ in range(accumulation):
-                    x0 = torch.cat(
-                        [
-                            data["active"][rng.randrange(len(data["active"]))][None],
-                            data["passive"][rng.randrange(len(data["passive"]))][None],
-                        ]
-                    )
-                    noise = torch.randn(x0.shape, generator=generator)
-                    t = torch.randint(0, ddpm.config.num_train_timesteps, (2,), generator=generator)
-                    noisy = ddpm.add_noise(x0.cpu(), noise, t).to(unet.device, unet.dtype)
-                    drop = rng.random() < float(cfg["empty_prompt_probability"])
-                    pair = [empty, empty] if drop else [conds["active"], conds["passive"]]
-                    cond = torch.cat([pair[0][0], pair[1][0]])
-                    added = (
-                        None
-                        if pair[0][1] is None
-                        else {k: torch.cat([pair[0][1][k], pair[1][1][k]]) for k in pair[0][1]}
-                    )
-                    pred = unet(noisy, t.to(unet.device), encoder_hidden_states=cond, added_cond_kwargs=added).sample
-                    loss, _ = weighted_loss(pred, noise.to(pred), weights.to(pred.device))
-                    (loss / accumulation).backward()
-                    total += float(loss.detach()) / accumulation
-                torch.nn.utils.clip_grad_norm_(lora, float(cfg["max_grad_norm"]))
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(total)
-            state = {
-                k: v.detach().cpu().clone()
-                for k, v in get_peft_model_state_dict(unet, adapter_name="rebind_train").items()
-            }
-        finally:
-            unet.eval()
-            unet.unload_lora()  # removes the peft wrappers: the cached pipeline keeps its original modules
-            for n, p in unet.named_parameters():
-                p.requires_grad_(requires.get(n, False))
+        with frozen(unet):  # the LoRA added inside trains; the UNet's own flags come back as they were
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # the gaussian LoRA init
+                unet.add_adapter(lora_config(cfg), adapter_name="rebind_train")
+            lora = [p for n, p in unet.named_parameters() if "lora_" in n]
+            for p in lora:
+                p.data = p.data.float()
+                p.requires_grad_(True)
+            optimizer = torch.optim.AdamW(
+                lora,
+                lr=float(cfg["learning_rate"]),
+                betas=(0.9, 0.999),
+                weight_decay=float(cfg["adam_weight_decay"]),
+                eps=1e-8,
+            )
+            steps, accumulation = int(cfg["max_train_steps"]), int(cfg["gradient_accumulation_steps"])
+            losses: list[float] = []
+            unet.train()
+            try:
+                for step in tqdm(range(steps), desc="train rebind", unit="step", disable=not cfg["progress"]):
+                    weights = torch.tensor([exp_ramp_up(0.5, float(cfg["active_weight"]), steps, step), 1.0])
+                    total = 0.0
+                    for _ in range(accumulation):
+                        x0 = torch.cat(
+                            [
+                                data["active"][rng.randrange(len(data["active"]))][None],
+                                data["passive"][rng.randrange(len(data["passive"]))][None],
+                            ]
+                        )
+                        noise = torch.randn(x0.shape, generator=generator)
+                        t = torch.randint(0, ddpm.config.num_train_timesteps, (2,), generator=generator)
+                        noisy = ddpm.add_noise(x0.cpu(), noise, t).to(unet.device, unet.dtype)
+                        drop = rng.random() < float(cfg["empty_prompt_probability"])
+                        pair = [empty, empty] if drop else [conds["active"], conds["passive"]]
+                        cond = torch.cat([pair[0][0], pair[1][0]])
+                        added = (
+                            None
+                            if pair[0][1] is None
+                            else {k: torch.cat([pair[0][1][k], pair[1][1][k]]) for k in pair[0][1]}
+                        )
+                        pred = unet(
+                            noisy, t.to(unet.device), encoder_hidden_states=cond, added_cond_kwargs=added
+                        ).sample
+                        loss, _ = weighted_loss(pred, noise.to(pred), weights.to(pred.device))
+                        (loss / accumulation).backward()
+                        total += float(loss.detach()) / accumulation
+                    torch.nn.utils.clip_grad_norm_(lora, float(cfg["max_grad_norm"]))
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    losses.append(total)
+                state = {
+                    k: v.detach().cpu().clone()
+                    for k, v in get_peft_model_state_dict(unet, adapter_name="rebind_train").items()
+                }
+            finally:
+                unet.eval()
+                unet.unload_lora()  # removes the peft wrappers: the cached pipeline keeps its original modules
         return state, losses
 
     # -- sampling -------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from t2ibench.api.config import follows, keys_with, option, stand_in, tiny_prese
 from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._attention import CrossAttentionCapture, smoothing_kernel
+from t2ibench.methods._frozen import frozen
 from t2ibench.methods._prompt_parse import extract_entities, first_piece, parse_text, parser_requirements
 from t2ibench.methods._sampling import plain_sample
 from t2ibench.models import pipeline_identity
@@ -239,78 +240,72 @@ class SeparateAndEnhance(Method):
         params = to_k_parameters(unet)
         original = {name: p.detach().clone() for name, p in params.items()}
         attn2 = [p for name, p in unet.named_parameters() if "attn2" in name]
-        requires = {name: p.requires_grad for name, p in unet.named_parameters()}
-        for p in unet.parameters():
-            p.requires_grad_(False)
-        for p in params.values():
-            p.requires_grad_(True)
-        ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
-        generator = torch.Generator().manual_seed(int(cfg["seed"]))
-        rng = random.Random(int(cfg["seed"]))
-        optimizer = torch.optim.AdamW(
-            list(params.values()),
-            lr=float(cfg["learning_rate"]),
-            betas=(0.9, 0.999),
-            weight_decay=float(cfg["adam_weight_decay"]),
-            eps=1e-8,
-        )
-        batch = int(cfg["train_batch_size"])
-        shape = latent_shape(pipe, cfg["resolution"], cfg["resolution"])
-        capture = CrossAttentionCapture(unet, int(cfg["attention_res"])).install()
-        device, dtype = unet.device, unet.dtype
-        losses: list[float] = []
-        steps = int(cfg["max_train_steps"])
-        unet.train()
-        try:
-            for step in tqdm(range(steps), desc="train sepen", unit="step", disable=not cfg["progress"]):
-                texts, pairs = self._training_texts(trained_on, batch, rng)
-                ids = padded_ids(pipe.tokenizer, texts)
-                indices = [
-                    (first_piece(pipe.tokenizer, text, a), first_piece(pipe.tokenizer, text, b))
-                    for text, (a, b) in zip(texts, pairs, strict=True)
-                ]
-                with torch.no_grad():
-                    embeds = pipe.text_encoder(ids.to(device))[0]
-                noisy, t = data_free_batch(ddpm, batch, shape, pipe.vae.config.scaling_factor, generator)
-                noisy = noisy.to(device=device, dtype=dtype)
-                with capture.recording():
-                    unet(noisy, t.to(device), encoder_hidden_states=embeds)
-                quirk = bool(cfg["half_batch_quirk"])
-                maps = sepen_maps(capture, batch, quirk)
-                loss, _ = sepen_loss(
-                    maps,
-                    [indices[s] for s in map_samples(batch, quirk)],
-                    float(cfg["lambda_sep"]),
-                    float(cfg["lambda_en"]),
-                )
-                if cfg["use_norm"] and cfg["recipe"] != "large":
-                    loss = loss + float(cfg["norm_weight"]) * self._prior_loss(
-                        pipe, trained_on, batch, shape, ddpm, generator, rng, original, params
+        with frozen(unet, params.values()):
+            ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
+            generator = torch.Generator().manual_seed(int(cfg["seed"]))
+            rng = random.Random(int(cfg["seed"]))
+            optimizer = torch.optim.AdamW(
+                list(params.values()),
+                lr=float(cfg["learning_rate"]),
+                betas=(0.9, 0.999),
+                weight_decay=float(cfg["adam_weight_decay"]),
+                eps=1e-8,
+            )
+            batch = int(cfg["train_batch_size"])
+            shape = latent_shape(pipe, cfg["resolution"], cfg["resolution"])
+            capture = CrossAttentionCapture(unet, int(cfg["attention_res"])).install()
+            device, dtype = unet.device, unet.dtype
+            losses: list[float] = []
+            steps = int(cfg["max_train_steps"])
+            unet.train()
+            try:
+                for step in tqdm(range(steps), desc="train sepen", unit="step", disable=not cfg["progress"]):
+                    texts, pairs = self._training_texts(trained_on, batch, rng)
+                    ids = padded_ids(pipe.tokenizer, texts)
+                    indices = [
+                        (first_piece(pipe.tokenizer, text, a), first_piece(pipe.tokenizer, text, b))
+                        for text, (a, b) in zip(texts, pairs, strict=True)
+                    ]
+                    with torch.no_grad():
+                        embeds = pipe.text_encoder(ids.to(device))[0]
+                    noisy, t = data_free_batch(ddpm, batch, shape, pipe.vae.config.scaling_factor, generator)
+                    noisy = noisy.to(device=device, dtype=dtype)
+                    with capture.recording():
+                        unet(noisy, t.to(device), encoder_hidden_states=embeds)
+                    quirk = bool(cfg["half_batch_quirk"])
+                    maps = sepen_maps(capture, batch, quirk)
+                    loss, _ = sepen_loss(
+                        maps,
+                        [indices[s] for s in map_samples(batch, quirk)],
+                        float(cfg["lambda_sep"]),
+                        float(cfg["lambda_en"]),
                     )
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(attn2, float(cfg["max_grad_norm"]))
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                if cfg["use_norm"] and cfg["recipe"] == "large":
-                    prior = float(cfg["norm_weight"]) * self._prior_loss(
-                        pipe, trained_on, batch, shape, ddpm, generator, rng, original, params
-                    )
-                    prior.backward()
+                    if cfg["use_norm"] and cfg["recipe"] != "large":
+                        loss = loss + float(cfg["norm_weight"]) * self._prior_loss(
+                            pipe, trained_on, batch, shape, ddpm, generator, rng, original, params
+                        )
+                    loss.backward()
                     torch.nn.utils.clip_grad_norm_(attn2, float(cfg["max_grad_norm"]))
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                losses.append(float(loss.detach()))
-                if (step + 1) % int(cfg["log_every"]) == 0 or step + 1 == steps:
-                    log.info("sepen step %d/%d: loss %.5f", step + 1, steps, float(loss.detach()))
-            trained = {name: p.detach().cpu().clone() for name, p in params.items()}
-        finally:
-            capture.remove()
-            unet.eval()
-            with torch.no_grad():
-                for name, p in params.items():
-                    p.copy_(original[name])
-            for name, p in unet.named_parameters():
-                p.requires_grad_(requires[name])
+                    if cfg["use_norm"] and cfg["recipe"] == "large":
+                        prior = float(cfg["norm_weight"]) * self._prior_loss(
+                            pipe, trained_on, batch, shape, ddpm, generator, rng, original, params
+                        )
+                        prior.backward()
+                        torch.nn.utils.clip_grad_norm_(attn2, float(cfg["max_grad_norm"]))
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    losses.append(float(loss.detach()))
+                    if (step + 1) % int(cfg["log_every"]) == 0 or step + 1 == steps:
+                        log.info("sepen step %d/%d: loss %.5f", step + 1, steps, float(loss.detach()))
+                trained = {name: p.detach().cpu().clone() for name, p in params.items()}
+            finally:
+                capture.remove()
+                unet.eval()
+                with torch.no_grad():
+                    for name, p in params.items():
+                        p.copy_(original[name])
         return trained, losses
 
     def _training_texts(

@@ -3,6 +3,7 @@ plus parse/alignment, batching and the shared guided loop."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from safetensors.torch import load_file
 from t2ibench import Prompt, T2IBenchError, benchmarks
 from t2ibench.api import METHODS
 from t2ibench.clip_tokenizer import build_real_clip_tokenizer
+from t2ibench.methods._frozen import frozen
 from t2ibench.methods._guidance import check_guidable
 from t2ibench.methods._prompt_parse import syngen_groups
 from t2ibench.methods.attend_and_excite import AttendAndExcite, smoothing_kernel
@@ -205,6 +207,82 @@ def test_refinement_reuses_the_forward_on_the_same_latent(parity_pipe, shared_di
     assert torch.equal(fast, official)
     assert torch.equal(torch.cat(fast_rec.updated), torch.cat(official_rec.updated))
     assert fast_rec.events == official_rec.events
+
+
+def test_batched_refinement_forwards_only_the_samples_still_refining(parity_pipe, shared_dir):
+    """Batched A&E: each refinement try runs the UNet on the samples still refining only, so a batch costs the
+    sample-forwards of its prompts run one by one (plus one: a sample already within the threshold joins the
+    batch's recomputing forward), and gives their latents."""
+    (meta, first, p1), (_, second, p2) = ae_case(shared_dir, "p1_ref"), ae_case(shared_dir, "p2_noref")
+    cfg = {**AE_PARITY_CFG, "thresholds": meta["thresholds"]}
+    sizes = []  # batch size of every UNet forward with gradient
+
+    def count(_module, args):
+        if torch.is_grad_enabled():
+            sizes.append(args[0].shape[0])
+
+    hook = parity_pipe.unet.register_forward_pre_hook(count)
+    try:
+        one, per_prompt = [], []
+        for prompt, tensors in ((p1, first), (p2, second)):
+            sizes.clear()
+            method = AttendAndExcite(cfg, PARITY_GEN)
+            one.append(method.guide(parity_pipe, [prompt], tensors["init_latents"], output_type="latent"))
+            per_prompt.append(sum(sizes))
+        sizes.clear()
+        latents = torch.cat([first["init_latents"], second["init_latents"]])
+        many = AttendAndExcite({**cfg, "batched": True}, PARITY_GEN).guide(
+            parity_pipe, [p1, p2], latents, output_type="latent"
+        )
+    finally:
+        hook.remove()
+    # p1 refines 15 tries at iteration 0 and 20 at 2; p2 is within the threshold at 0 and refines 7 tries at 2
+    assert per_prompt == [38, 10]
+    assert sum(sizes) == sum(per_prompt) + 1  # a whole-batch forward per try would be 76
+    assert sizes.count(1) == 14 + 13  # the tries p1 runs alone
+    # float noise of batch 2 against batch 1, grown over p1's 38 updates as in the parity tolerances (AE_CASES)
+    assert _max_diff(many, torch.cat(one)) < 2e-2
+
+
+def test_guidance_freezes_the_unet_with_the_same_bits(parity_pipe, shared_dir, monkeypatch):
+    """The guided forwards run with the UNet's parameters frozen (gradients to the latents only), which gives the
+    bits of a run with them trainable, and every parameter's flag comes back as it was, also after an error."""
+    import t2ibench.methods._guidance as guidance
+
+    meta, tensors, prompt = ae_case(shared_dir, "p1_noref")
+    unet = parity_pipe.unet
+    original = [p.requires_grad for p in unet.parameters()]
+    flags = [i % 3 != 0 for i, _ in enumerate(unet.parameters())]  # a mix, as a partly trained model might have
+    for p, flag in zip(unet.parameters(), flags, strict=True):
+        p.requires_grad_(flag)
+    seen = []
+
+    def look(_module, _args):
+        if torch.is_grad_enabled():
+            seen.append(any(p.requires_grad for p in unet.parameters()))
+
+    def run():
+        method = AttendAndExcite({**AE_PARITY_CFG, "thresholds": meta["thresholds"]}, PARITY_GEN)
+        return method.guide(parity_pipe, [prompt], tensors["init_latents"], output_type="latent")
+
+    hook = unet.register_forward_pre_hook(look)
+    try:
+        fast = run()
+        assert seen and not any(seen)
+        assert [p.requires_grad for p in unet.parameters()] == flags
+        monkeypatch.setattr(guidance, "frozen", lambda _module: contextlib.nullcontext())
+        seen.clear()
+        trainable = run()
+        assert seen and all(seen)
+        assert torch.equal(fast, trainable)
+        with pytest.raises(RuntimeError), frozen(unet, [next(unet.parameters())]):
+            assert [p.requires_grad for p in unet.parameters()].count(True) == 1
+            raise RuntimeError
+        assert [p.requires_grad for p in unet.parameters()] == flags
+    finally:
+        hook.remove()
+        for p, flag in zip(unet.parameters(), original, strict=True):
+            p.requires_grad_(flag)
 
 
 def test_official_smoothing_kernel():
