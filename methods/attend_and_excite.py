@@ -26,8 +26,7 @@ per-sample refinement: a try forwards only the samples still refining, so a batc
 one by one (plus the loss-recomputing forward of a sample already within the threshold, where another refines).
 Without effect on outputs: the refinement loop's two unused no-grad UNet calls per try are not run; its first try
 reuses the forward the iteration has just run on the same latent instead of running it again; the cond forward of
-iterations past ``max_iter_to_alter`` is skipped unless tracing. Supports
-SD-1.x/2.x (``StableDiffusionPipeline``).
+iterations past ``max_iter_to_alter`` is skipped unless tracing. Supports SD-1.x/2.x (``StableDiffusionPipeline``).
 """
 
 from __future__ import annotations
