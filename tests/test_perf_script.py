@@ -53,7 +53,8 @@ def test_gpu_figures_code_path_runs_on_cpu_as_a_labelled_dry_run():
 
 def test_guided_method_benchmark_runs_as_a_labelled_dry_run():
     """``bench_methods.py --dry-run``: the ``--full`` code path of the guided-method figures on the CPU (tiny
-    pipeline, 2 steps): batch-1 ratios with their forward counts, and batch 4 vs batch 1, each with its target."""
+    pipeline, 2 steps): batch-1 ratios with their forward counts, batch 4 vs batch 1, each with its target, and the
+    UNet's own batching ceiling on the CPU."""
     result = run_script("bench_methods.py", "--dry-run", "--pairs", "1")
     out = result.stdout
     assert re.search(r"^## SD-1\.5-shaped random weights, DRY RUN on CPU .*not a figure", out, re.M), out
@@ -64,3 +65,6 @@ def test_guided_method_benchmark_runs_as_a_labelled_dry_run():
     counts = re.findall(r"UNet forwards per image: (\d+) with gradient \+ (\d+) CFG \(SD: 0 \+ (\d+)\)", out)
     assert len(counts) == 2 and all(int(g) > 0 and cfg == sd for g, cfg, sd in counts), counts
     assert re.search(r"^sd +batch 4 in one call: .*\(reference\)", out, re.M), out
+    for part in ("CFG forward", "gradient fwd\\+bwd"):
+        ceiling = rf"^ceiling +{part}.*batch 4 vs 1 per image: x{NUMBER} on \d+ threads; x{NUMBER} if the \d+ threads split batch 4 perfectly"
+        assert re.search(ceiling, out, re.M), f"missing {ceiling!r} in:\n{out}"

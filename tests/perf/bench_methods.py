@@ -1,10 +1,11 @@
 """SynGen and Attend-and-Excite against plain SD at the papers' settings, and what batching their guidance buys.
 
-    python tests/perf/bench_methods.py              # 50 PNDM steps, official schedules, 256 px, 5 ABAB pairs (~6 min)
+    python tests/perf/bench_methods.py              # 50 PNDM steps, official schedules, 256 px, 5 ABAB pairs (~15 min)
     python tests/perf/bench_methods.py --pairs 9    # more pairs
     python tests/perf/bench_methods.py --smoke      # SMOKE CHECK: 10 steps, 2 pairs; its ratios are not the figures
     python tests/perf/bench_methods.py --full       # + an SD-1.5-shaped random-weight pipeline, fp16, 512 px (CUDA)
     python tests/perf/bench_methods.py --full --gpu-only   # the GPU figures alone; --dry-run: their code path on CPU
+    python tests/perf/bench_methods.py --figures ceiling   # CPU: the most batch 4 can give the UNet itself (~20 s)
 
 A benchmark, not a test: it prints figures beside their targets and asserts nothing. The model is the official code's
 parity pipeline ``../shared/parity/tiny-sd`` (``$T2IBENCH_SHARED``) where present, the embedded tiny model otherwise;
@@ -154,6 +155,73 @@ def compare_batched(pipe: Any, method: str, generation: dict[str, Any], pairs: i
     )
 
 
+def batching_ceiling(pipe: Any, generation: dict[str, Any], pairs: int, batch: int) -> None:
+    """How much batching can give on this CPU at most: the UNet's own per-sample time at batch ``batch`` vs batch 1.
+
+    A guided step is a CFG forward (2 samples per image, no gradient) and a gradient forward and backward (1 sample
+    per image). Each is timed at batch 1 and at batch ``batch`` with all of torch's threads (what batching gives the
+    model), and at batch ``batch`` on one thread: divided by the thread count, that is the time if the cores split
+    the batched work perfectly, the most batching can give without changing the computation. Nothing of t2ibench
+    is in these figures: a batched method's gain over batch 1 cannot exceed them.
+    """
+    import torch
+
+    from t2ibench.methods._frozen import frozen
+
+    unet, threads = pipe.unet, torch.get_num_threads()
+    side = generation["height"] // pipe.vae_scale_factor
+    gen = torch.Generator().manual_seed(0)
+    dtype = unet.dtype
+
+    def inputs(images: int, per_image: int) -> tuple[Any, Any]:
+        n = images * per_image
+        latents = torch.randn(n, unet.config.in_channels, side, side, generator=gen).to(dtype)
+        context = torch.randn(n, 77, unet.config.cross_attention_dim, generator=gen).to(dtype)
+        return latents, context
+
+    def cfg_forward(images: int) -> Any:
+        latents, context = inputs(images, 2)
+
+        def call() -> None:
+            with torch.no_grad():
+                unet(latents, 500, context)
+
+        return call
+
+    def gradient_step(images: int) -> Any:
+        latents, context = inputs(images, 1)
+
+        def call() -> None:
+            z = latents.clone().requires_grad_(True)
+            unet(z, 500, context).sample.float().square().mean().backward()
+
+        return call
+
+    def on_one_thread(call: Any) -> Any:
+        def one() -> None:
+            torch.set_num_threads(1)
+            try:
+                call()
+            finally:
+                torch.set_num_threads(threads)
+
+        return one
+
+    with frozen(unet):
+        for name, make in (("CFG forward (2 samples/image)", cfg_forward), ("gradient fwd+bwd", gradient_step)):
+            one_image, batched = make(1), make(batch)
+            t_one, t_many = paired(one_image, batched, pairs)
+            _, t_single = paired(one_image, on_one_thread(batched), pairs)
+            measured = ratios([batch * t for t in t_one], t_many)
+            perfect = ratios([batch * threads * t for t in t_one], t_single)
+            print(
+                f"{'ceiling':<18} {name}, batch {batch} vs 1 per image: x{spread(measured, 2)} on {threads} threads;"
+                f" x{spread(perfect, 2)} if the {threads} threads split batch {batch} perfectly"
+                f" (batched target >= {TARGETS['batched']})",
+                flush=True,
+            )
+
+
 def run(
     pipe: Any,
     label: str,
@@ -161,7 +229,7 @@ def run(
     pairs: int,
     smoke: bool,
     methods: tuple[str, ...] = ("syngen", "attend_and_excite"),
-    figures: tuple[str, ...] = ("batch1", "batched"),
+    figures: tuple[str, ...] = ("batch1", "batched", "ceiling"),
 ) -> None:
     steps, size = generation["num_inference_steps"], f"{generation['height']}x{generation['width']}"
     mode = (
@@ -180,6 +248,11 @@ def run(
         if "batched" in figures:
             for method in ("sd", *methods):
                 compare_batched(pipe, method, generation, pairs, 4)
+        if "ceiling" in figures:
+            if pipe.unet.device.type == "cpu":
+                batching_ceiling(pipe, generation, pairs, 4)
+            else:
+                print(f"{'ceiling':<18} CPU figure: not taken on {pipe.unet.device.type}")
     finally:
         counter._handle.remove()
 
@@ -194,7 +267,11 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="the --full code path on CPU, tiny pipeline, no figure")
     parser.add_argument("--methods", nargs="+", default=["syngen", "attend_and_excite"], help="guided methods to time")
     parser.add_argument(
-        "--figures", nargs="+", default=["batch1", "batched"], help="batch1 (against SD) and/or batched (batch 4)"
+        "--figures",
+        nargs="+",
+        default=["batch1", "batched", "ceiling"],
+        choices=["batch1", "batched", "ceiling"],
+        help="batch1 (against SD), batched (batch 4), ceiling (the UNet's own batch-4 gain on this CPU)",
     )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
