@@ -407,9 +407,12 @@ def test_syngen_guides_a_float16_pipeline_with_its_loss_in_float32(fast_generati
     from t2ibench.methods.syngen import symmetric_kl
     from t2ibench.models import load_pipeline
 
-    maps = torch.rand(16, 16, 2, dtype=torch.float64)
-    maps = (maps / maps.sum(dim=(0, 1), keepdim=True)).half()
-    assert abs(float(maps[:, :, 0].float().sum()) - 1) > 1e-6  # what made the official computation fail in fp16
+    # Two peaked 16x16 maps (softmax over the pixels), seeded: the first is one that the official fp16 computation
+    # rejects (its normalised fp16 sum rounds to 1 - 2**-11, outside Categorical's 1e-6 tolerance).
+    logits = torch.randn(16 * 16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(51)) * 5
+    maps = logits.softmax(dim=0).reshape(16, 16, 2).half()
+    with pytest.raises(ValueError, match="Simplex"):
+        torch.distributions.Categorical(probs=maps[:, :, 0].reshape(-1))  # the official computation, in fp16
     official = torch.distributions.kl_divergence  # fp32: the official formula, computed by hand here
     p, q = (torch.distributions.Categorical(probs=maps[:, :, i].float().reshape(-1)) for i in (0, 1))
     assert torch.equal(symmetric_kl(maps[:, :, 0], maps[:, :, 1]), (official(p, q) + official(q, p)) / 2)

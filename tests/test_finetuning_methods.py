@@ -211,7 +211,8 @@ def test_validation_terms_eq3_to_eq5_and_excluded_entries():
 def test_epoch_selection_and_guidance_convention_eq6():
     assert select_epoch([0.9, 0.4, 0.7, 0.4, 1.0]) == 1
     assert guidance_scale(7.5, "paper") == 8.5 and guidance_scale(7.5, "diffusers") == 7.5
-    e_c, e_u, w = torch.randn(4), torch.randn(4), 7.5
+    e_c, e_u = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    w = 7.5
     g = guidance_scale(w, "paper")
     assert torch.allclose(e_u + g * (e_c - e_u), (1 + w) * e_c - w * e_u, atol=1e-6)
     with pytest.raises(T2IBenchError, match="valid: paper, diffusers"):

@@ -195,7 +195,11 @@ def test_rebind_trains_only_lora_and_save_load_fuse_agree(tiny_pipe, fast_genera
     }  # a LoRA with a visible effect
     cache.save("rebind", "k", state, {})
     loaded = cache.load("rebind", "k")
-    x, t, e = torch.randn(1, 4, 32, 32), torch.tensor([400]), torch.randn(1, 77, 32)
+    x, t, e = (
+        torch.randn(1, 4, 32, 32, generator=generator),
+        torch.tensor([400]),
+        torch.randn(1, 77, 32, generator=generator),
+    )
     with torch.no_grad():
         base = unet(x, t, encoder_hidden_states=e).sample
         unet.add_adapter(lora_config(REBIND_FAST), adapter_name="check")
