@@ -408,7 +408,7 @@ def test_syngen_guides_a_float16_pipeline_with_its_loss_in_float32(fast_generati
     from t2ibench.models import load_pipeline
 
     # Two peaked 16x16 maps (softmax over the pixels), seeded: the first is one that the official fp16 computation
-    # rejects (its normalised fp16 sum rounds to 1 - 2**-11, outside Categorical's 1e-6 tolerance).
+    # rejects (its normalised fp16 sum rounds to 1 + 2**-10, outside Categorical's 1e-6 tolerance).
     logits = torch.randn(16 * 16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(51)) * 5
     maps = logits.softmax(dim=0).reshape(16, 16, 2).half()
     with pytest.raises(ValueError, match="Simplex"):

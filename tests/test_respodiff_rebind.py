@@ -104,7 +104,8 @@ def test_respodiff_training_iteration_and_inference_match_the_official_code(pari
 
 def test_the_hook_changes_only_the_conditional_branch(tiny_pipe):
     unet = tiny_pipe.unet
-    latents, embeds = torch.randn(4, 4, 32, 32, generator=torch.Generator().manual_seed(0)), torch.randn(4, 77, 32)
+    generator = torch.Generator().manual_seed(0)
+    latents, embeds = torch.randn(4, 4, 32, 32, generator=generator), torch.randn(4, 77, 32, generator=generator)
     with torch.no_grad():
         plain = unet(latents, 500, encoder_hidden_states=embeds).sample
         hook = MidBlockShift(unet)
