@@ -45,26 +45,42 @@ def assert_scores_equal(ours: np.ndarray, theirs: np.ndarray, atol: float = 1e-5
     assert (diff / np.abs(theirs)).max() <= rtol, (diff / np.abs(theirs)).max()
 
 
-# -- VQAScore: CLIP-FlanT5 -------------------------------------------------------------------------------------------
+# -- VQAScore: the hub-shaped checkpoints --------------------------------------------------------------------------
+HUB = FIXTURES / "hub"
+HUB_IDS = {
+    "clip-flant5": "zhiqiulin/clip-flant5-xxl",
+    "llava": "liuhaotian/llava-v1.5-13b",
+    "qwen2_vl": "Qwen/Qwen2-VL-7B-Instruct",
+}
+
+
 @pytest.fixture(scope="module")
-def clip_flant5_folder(tmp_path_factory):
-    spec = fixture("clip_flant5", "checkpoint.json")
-    _, folder = checkpoints.rebuild_clip_flant5(
-        tmp_path_factory.mktemp("clip-flant5"), spec, FIXTURES / "clip_flant5" / "tokenizer"
-    )
-    return folder
+def hub_cache(tmp_path_factory):
+    """tests/fixtures/reference/hub laid out as an offline Hugging Face cache, which the hub ids below resolve to
+    (through the same code a real hub id takes: snapshot_download / from_pretrained at a revision)."""
+    import huggingface_hub.constants
+
+    from t2ibench import backbones
+
+    cache = tmp_path_factory.mktemp("hf-hub")
+    index = checkpoints.hub_cache(HUB, cache)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+        backbones.clear("vqa")
+        yield index
+    backbones.clear("vqa")
 
 
-def clip_flant5_scores(folder: Path, ref: dict, batch_size: int) -> np.ndarray:
-    cfg = {
-        "family": "clip-flant5",
-        "model": str(folder),
-        "tokenizer": str(folder),
+def hub_cfg(family: str, batch_size: int = 4, revision: str = "main") -> dict:
+    """A VQAScore config that loads ``family``'s fixture by its real hub id, offline, in float32 on the CPU."""
+    return {
+        "family": family,
+        "model": HUB_IDS[family],
+        "revision": revision,
         "dtype": "float32",
         "device": "cpu",
         "batch_size": batch_size,
     }
-    return vqa_table(cfg, ref)
 
 
 def vqa_table(cfg: dict, ref: dict) -> np.ndarray:
@@ -74,39 +90,124 @@ def vqa_table(cfg: dict, ref: dict) -> np.ndarray:
     return np.array(flat).reshape(len(pictures), len(texts))
 
 
+def test_the_fixture_checkpoints_are_shaped_like_the_real_ones(hub_cache):
+    """What the issue asked of the fixtures, checked on the files: CLIP-FlanT5 and LLaVA as .bin shards with
+    pytorch_model.bin.index.json, Qwen2-VL as safetensors shards; Flan-T5's and Qwen2-VL's vocabularies padded past the
+    tokenizer (to a multiple of 128), LLaVA's not; every head untied; the towers a .bin CLIPModel repository."""
+
+    def folder(repo, label="main"):
+        return HUB / hub_cache[repo]["revisions"][checkpoints.revision_of(repo, label)]
+
+    for repo, pattern in (
+        ("zhiqiulin/clip-flant5-xxl", "pytorch_model-*.bin"),
+        ("liuhaotian/llava-v1.5-13b", "pytorch_model-*.bin"),
+        ("Qwen/Qwen2-VL-7B-Instruct", "model-*.safetensors"),
+    ):
+        files = sorted(folder(repo).glob(pattern))
+        assert len(files) >= 2, repo
+        index = json.loads(next(folder(repo).glob("*.index.json")).read_text())
+        assert set(index["weight_map"].values()) == {f.name for f in files}
+        config = json.loads((folder(repo) / "config.json").read_text())
+        assert config["tie_word_embeddings"] is False, repo
+    flan = fixture("clip_flant5", "scores.json")
+    assert flan["checkpoint_vocabulary"] == 256 > flan["tokenizer_length"] == 201
+    assert flan["scored_vocabulary"] == flan["tokenizer_length"]  # the reference's resize_token_embeddings
+    qwen = fixture("qwen2_vl", "scores.json")
+    assert qwen["scored_vocabulary"] == 384 > qwen["tokenizer_length"]  # no resize: all rows take part
+    assert fixture("llava", "scores.json")["scored_vocabulary"] == 600
+    # save_pretrained keeps the aliases of the shared embeddings in .bin files (CLIPT5ForConditionalGeneration's own
+    # embed_tokens included); the reference loads them, and so must t2ibench
+    weight_map = json.loads((folder("zhiqiulin/clip-flant5-xxl") / "pytorch_model.bin.index.json").read_text())
+    assert {"shared.weight", "embed_tokens.weight", "encoder.embed_tokens.weight"} <= set(weight_map["weight_map"])
+    assert sorted(folder("openai/clip-vit-large-patch14-336").iterdir())[-1].name == "pytorch_model.bin"
+
+
+# -- VQAScore: CLIP-FlanT5 -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("batch_size", [4, 1])
-def test_clip_flant5_vqascore_equals_t2v_metrics(clip_flant5_folder, batch_size):
-    """Square and non-square images (padded to a square with the CLIP mean colour), a multi-sentence text and one cut
-    at t2v-metrics' 2048-token limit; batches of 4 (padded) and single pairs."""
+def test_clip_flant5_vqascore_equals_t2v_metrics(hub_cache, batch_size):
+    """t2v-metrics' clip-flant5-xxl entry and t2ibench's default family, both by hub id: square and non-square images,
+    a multi-sentence text, one cut at the 2048-token limit, characters the T5 vocabulary lacks (<unk>), runs of spaces,
+    literal special tokens; the scores are a softmax over the tokenizer's 201 rows of the checkpoint's 256."""
     ref = fixture("clip_flant5", "scores.json")
     assert ref["question_template"] == vqa_backbone.family("clip-flant5").template
-    ours = clip_flant5_scores(clip_flant5_folder, ref, batch_size)
-    assert_scores_equal(ours, np.array(ref["scores"]))
+    cfg = {**hub_cfg("clip-flant5", batch_size), "tokenizer": "google/flan-t5-xxl"}
+    assert_scores_equal(vqa_table(cfg, ref), np.array(ref["scores"]))
     # the reference's own batch-1 forward agrees with its batched one
     assert_scores_equal(np.array(ref["scores_one_pair_per_forward"]), np.array(ref["scores"])[:1])
 
 
+def test_clip_flant5_token_ids_equal_t2v_metrics(hub_cache):
+    """The encoder ids of each question (the slow T5 tokenizer of 4.49 against transformers 5's), around the image."""
+    from t2ibench.backbones.clip_flant5 import SYSTEM_MESSAGE
+
+    ref = fixture("clip_flant5", "scores.json")
+    model = vqa_backbone.load({**hub_cfg("clip-flant5"), "tokenizer": "google/flan-t5-xxl"})
+    for text, ids in zip(ref["texts"], ref["input_ids"], strict=True):
+        prompt = f"{SYSTEM_MESSAGE} USER: <image>\n{ref['question_template'].format(text)} ASSISTANT: "
+        head, tail = (model.tokenizer(chunk).input_ids for chunk in prompt.split("<image>"))
+        assert head + [-200] + tail == ids, text[:40]
+
+
+def test_clip_flant5_scores_over_the_tokenizer_vocabulary(hub_cache):
+    """The checkpoint's 256 LM-head rows are cut to the tokenizer's 201, as the reference's resize_token_embeddings
+    does; without the cut the score is lower (the padding rows take part of the mass) and misses the reference."""
+    from t2ibench.backbones import clip_flant5
+    from t2ibench.backbones.clip_flant5 import CLIPFlanT5
+
+    ref = fixture("clip_flant5", "scores.json")
+    model = CLIPFlanT5.from_pretrained("zhiqiulin/clip-flant5-xxl", "main", "google/flan-t5-xxl", "float32")
+    assert model.t5.lm_head.weight.shape[0] == model.t5.get_input_embeddings().weight.shape[0] == 201
+    assert model.t5.lm_head.weight is not model.t5.get_input_embeddings().weight
+    question = [ref["question_template"].format(ref["texts"][0])]
+    cut = model.answer_probability(images(ref["images"][:1]), question)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clip_flant5, "score_over_tokenizer_vocabulary", lambda *args: None)
+        full = CLIPFlanT5.from_pretrained("zhiqiulin/clip-flant5-xxl", "main", "google/flan-t5-xxl", "float32")
+    assert full.t5.lm_head.weight.shape[0] == 256
+    uncut = full.answer_probability(images(ref["images"][:1]), question)
+    assert cut[0] == pytest.approx(ref["scores"][0][0], rel=1e-4)
+    assert uncut[0] < cut[0] * (1 - 1e-3)
+
+
+def test_clip_flant5_refuses_a_tokenizer_longer_than_the_checkpoint():
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from t2ibench.backbones.clip_flant5 import score_over_tokenizer_vocabulary
+    from t2ibench.errors import T2IBenchError
+
+    t5 = T5ForConditionalGeneration(
+        T5Config(vocab_size=64, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_heads=2, tie_word_embeddings=False)
+    )
+    with pytest.raises(T2IBenchError, match="tokenizer has 70 tokens, the checkpoint 64 .*randomly initialised"):
+        score_over_tokenizer_vocabulary(t5, 70, "ckpt")
+    head = t5.lm_head.weight.detach().clone()
+    score_over_tokenizer_vocabulary(t5, 60, "ckpt")
+    assert torch.equal(t5.lm_head.weight, head[:60]) and t5.config.vocab_size == 60
+
+
+def test_clip_flant5_refuses_aliases_that_differ_from_the_shared_embeddings():
+    import torch
+
+    from t2ibench.backbones.clip_flant5 import _shared_embeddings
+    from t2ibench.errors import T2IBenchError
+
+    shared = torch.ones(3, 2)
+    assert set(_shared_embeddings({"embed_tokens.weight": shared}, "x")) == {"shared.weight"}
+    # a save without aliases (safetensors-style: shared alone) loads as it is
+    assert set(_shared_embeddings({"shared.weight": shared}, "x")) == {"shared.weight"}
+    with pytest.raises(T2IBenchError, match="encoder.embed_tokens.weight differs from shared.weight"):
+        _shared_embeddings({"shared.weight": shared, "encoder.embed_tokens.weight": shared * 2}, "ckpt")
+
+
 # -- VQAScore: LLaVA-1.5 ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def llava_folder(tmp_path_factory):
-    spec = fixture("llava", "checkpoint.json")
-    _, folder = checkpoints.rebuild_llava(tmp_path_factory.mktemp("llava"), spec, FIXTURES / "llava" / "tokenizer")
-    return folder
-
-
-def llava_scores(folder: Path, ref: dict, batch_size: int) -> np.ndarray:
-    cfg = {"family": "llava", "model": str(folder), "dtype": "float32", "device": "cpu", "batch_size": batch_size}
-    return vqa_table(cfg, ref)
-
-
-def test_llava_token_ids_and_labels_equal_t2v_metrics(llava_folder):
+def test_llava_token_ids_and_labels_equal_t2v_metrics(hub_cache):
     """The ids t2v-metrics' ``tokenizer_image_token`` builds with transformers 4.49's slow LlamaTokenizer (the image as
-    -200, the later chunk without BOS and with its dummy-prefix piece, "Yes</s>" with </s> as the EOS id) and where the
-    labels start, from the same tokenizer.model read by transformers 5."""
-    from t2ibench.backbones import vqa as backbone
-
+    -200, the later chunk without BOS and with its dummy-prefix piece, "Yes</s>" with </s> as the EOS id; runs of
+    spaces; a literal <unk>) and where the labels start, from the same tokenizer.model read by transformers 5."""
     ref = fixture("llava", "scores.json")
-    model = backbone.load({"family": "llava", "model": str(llava_folder), "dtype": "float32", "device": "cpu"})
+    model = vqa_backbone.load(hub_cfg("llava"))
+    assert model.tokenizer.unk_token_id == ref["pad_token_id"]
     for text, ids, start in zip(ref["texts"], ref["input_ids"], ref["label_start"], strict=True):
         prompt = model.question_prompt(ref["question_template"].format(text))
         assert model.token_ids(prompt + "Yes</s>") == ids
@@ -114,12 +215,13 @@ def test_llava_token_ids_and_labels_equal_t2v_metrics(llava_folder):
 
 
 @pytest.mark.parametrize("batch_size", [4, 1])
-def test_llava_vqascore_equals_t2v_metrics(llava_folder, batch_size):
-    """The liuhaotian layout (Llama + mm_projector, the tower from mm_vision_tower), square and non-square images,
-    a multi-sentence text and a 760-token one; batches of 4 (right padded) and single pairs."""
+def test_llava_vqascore_equals_t2v_metrics(hub_cache, batch_size):
+    """liuhaotian/llava-v1.5-13b's layout (float16 .bin shards holding the tower's copy, which both ignore; the tower
+    from openai/clip-vit-large-patch14-336), square and non-square images, a multi-sentence text, a 760-token one,
+    runs of spaces and a literal <unk> (the reference's pad token, masked); batches of 4 (right padded) and 1."""
     ref = fixture("llava", "scores.json")
     assert ref["question_template"] == vqa_backbone.family("llava").template
-    assert_scores_equal(llava_scores(llava_folder, ref, batch_size), np.array(ref["scores"]))
+    assert_scores_equal(vqa_table(hub_cfg("llava", batch_size), ref), np.array(ref["scores"]))
     assert_scores_equal(np.array(ref["scores_one_pair_per_forward"]), np.array(ref["scores"])[:1])
 
 
@@ -141,13 +243,9 @@ def test_role_bias_beta_from_our_scores_equals_beta_from_the_reference(family, r
     one 'mouse chasing cat'; the VQAScores of each family's model, ours against t2v-metrics'."""
     from t2ibench.evaluators.role_bias import composition_table
 
-    name = family.replace("-", "_")
-    ref = fixture(name, "scores.json")
-    folder = request.getfixturevalue(f"{name}_folder")
-    cfg = {"family": family, "model": str(folder), "dtype": "float32", "device": "cpu", "batch_size": 4}
-    if family == "clip-flant5":
-        cfg["tokenizer"] = str(folder)
-    ours = vqa_table(cfg, ref)
+    request.getfixturevalue("hub_cache")
+    ref = fixture(family.replace("-", "_"), "scores.json")
+    ours = vqa_table(hub_cfg(family), ref)
     theirs = np.array(ref["scores"])
     layout = [("a", "frequent", 0, 1), ("a", "frequent", 0, 1), ("b", "rare", 1, 0), ("b", "rare", 1, 0)]
 
@@ -225,33 +323,18 @@ def test_fid_conventions_and_implementations_differ_by_the_documented_amounts():
 
 
 # -- VQAScore: Qwen2-VL ----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def qwen2_vl_folder(tmp_path_factory):
-    import shutil
-
-    spec = fixture("qwen2_vl", "checkpoint.json")
-    folder = tmp_path_factory.mktemp("qwen2-vl")
-    checkpoints.write_folder(folder, spec["config"], spec["manifest"], spec["seed"], spec["gains"])
-    for file in (FIXTURES / "qwen2_vl" / "files").iterdir():
-        shutil.copy(file, folder / file.name)
-    return folder
-
-
 @pytest.mark.parametrize("batch_size", [3, 1])
-def test_qwen2_vl_vqascore_equals_t2v_metrics(qwen2_vl_folder, batch_size):
-    """The first-token rule on the checkpoint's chat template, image grid and generation config: t2v-metrics' scores
-    are the softmax of *processed* logits, so the checkpoint's repetition penalty (which greedy decoding applies) is
-    in the reference number, and t2ibench, loading the same generation_config.json, gives it too."""
+def test_qwen2_vl_vqascore_equals_t2v_metrics(hub_cache, batch_size):
+    """Qwen/Qwen2-VL-7B-Instruct's layout (bfloat16 safetensors shards, 384 vocabulary rows for 370 tokens: the
+    reference does not resize, so all rows take part here too), the first-token rule on the checkpoint's chat template,
+    image grid and generation config: t2v-metrics' scores are the softmax of *processed* logits, so the checkpoint's
+    repetition penalty (which greedy decoding applies) is in the reference number, and t2ibench, loading the same
+    generation_config.json, gives it too."""
     ref = fixture("qwen2_vl", "scores.json")
     assert ref["question_template"] == vqa_backbone.family("qwen2_vl").template
-    cfg = {
-        "family": "qwen2_vl",
-        "model": str(qwen2_vl_folder),
-        "dtype": "float32",
-        "device": "cpu",
-        "batch_size": batch_size,
-    }
-    assert_scores_equal(vqa_table(cfg, ref), np.array(ref["scores"]))
+    model = vqa_backbone.load(hub_cfg("qwen2_vl", batch_size))
+    assert model.model.lm_head.weight.shape[0] == ref["scored_vocabulary"] > len(model.tokenizer)
+    assert_scores_equal(vqa_table(hub_cfg("qwen2_vl", batch_size), ref), np.array(ref["scores"]))
     # the penalty is visible: without it the reference's scores move by more than the tolerance
     unpenalised = np.array(ref["scores_without_repetition_penalty"])
     assert np.abs(unpenalised - np.array(ref["scores"])[:1]).max() / unpenalised.max() > 1e-3

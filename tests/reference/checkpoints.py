@@ -100,53 +100,6 @@ OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
-def rebuild_clip_flant5(root: Any, spec: Mapping[str, Any], tokenizer_dir: Any) -> tuple[Any, Any]:
-    """Write the CLIP-FlanT5 fixture's two folders under ``root``: ``clip-vision`` (the ``mm_vision_tower`` a
-    t2v-metrics checkpoint names: a CLIPVisionModel with its preprocessor) and ``clip-flant5`` (the
-    ``CLIPT5ForConditionalGeneration`` layout t2v-metrics loads, with the T5 tokenizer files). Returns both paths."""
-    return rebuild_with_vision_tower(root, spec, tokenizer_dir, "clip-flant5", "vision_tower.vision_tower.", True)
-
-
-def rebuild_llava(root: Any, spec: Mapping[str, Any], tokenizer_dir: Any) -> tuple[Any, Any]:
-    """Write the LLaVA-1.5 fixture's folders under ``root``: ``clip-vision`` (its ``mm_vision_tower``) and ``llava``
-    (the liuhaotian ``LlavaLlamaForCausalLM`` layout: Llama keys and ``model.mm_projector.*``, no tower weights, as
-    the tower is loaded from ``mm_vision_tower``; with the Llama tokenizer files). Returns both paths."""
-    return rebuild_with_vision_tower(root, spec, tokenizer_dir, "llava", "model.vision_tower.vision_tower.", False)
-
-
-def rebuild_with_vision_tower(
-    root: Any, spec: Mapping[str, Any], tokenizer_dir: Any, name: str, tower_prefix: str, tower_in_model: bool
-) -> tuple[Any, Any]:
-    """A VLM checkpoint folder ``root/name`` whose config names a separate CLIP tower folder ``root/clip-vision``
-    (``mm_vision_tower``); the tower's tensors are the manifest's names under ``tower_prefix``."""
-    import json
-    import shutil
-    from pathlib import Path
-
-    from safetensors.torch import save_file
-
-    root = Path(root)
-    vision, model = root / "clip-vision", root / name
-    state = state_dict(spec["manifest"], int(spec["seed"]), spec.get("gains"))
-    vision.mkdir(parents=True, exist_ok=True)
-    (vision / "config.json").write_text(json.dumps(spec["vision_config"], indent=1))
-    (vision / "preprocessor_config.json").write_text(json.dumps(spec["preprocessor"], indent=1))
-    save_file(
-        {k[len(tower_prefix) :]: v for k, v in state.items() if k.startswith(tower_prefix)},
-        str(vision / "model.safetensors"),
-        metadata={"format": "pt"},
-    )
-    model.mkdir(parents=True, exist_ok=True)
-    config = dict(spec["config"], mm_vision_tower=str(vision))
-    (model / "config.json").write_text(json.dumps(config, indent=1))
-    if not tower_in_model:
-        state = {k: v for k, v in state.items() if not k.startswith(tower_prefix)}
-    save_file(state, str(model / "model.safetensors"), metadata={"format": "pt"})
-    for file in Path(tokenizer_dir).iterdir():
-        shutil.copy(file, model / file.name)
-    return vision, model
-
-
 def openai_clip_to_hf(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config, state dict) of a ``transformers.CLIPModel`` equal to an openai/CLIP ViT state dict (the layout of
     ``clip.model.build_model``: fused ``in_proj`` attention, ``c_fc``/``c_proj`` MLPs, projections as matrices,
@@ -241,3 +194,62 @@ def clip_preprocessor(size: int) -> dict[str, Any]:
         "image_std": OPENAI_CLIP_STD,
         "do_convert_rgb": True,
     }
+
+
+# -- hub-shaped checkpoints --------------------------------------------------------------------------------------------
+# tests/fixtures/reference/hub/ holds tiny checkpoints saved the way the real hub repositories were saved (the reference
+# classes' own save_pretrained, the repositories' file formats and shard layout, their vocabulary padding). hub.json
+# names, for each repository id, its revisions: {repo: {"main": rev, "revisions": {rev: folder}}}, each folder a path
+# under hub/ holding that revision's files. hub_cache lays them out as a Hugging Face cache, so that the reference and
+# t2ibench both load them by hub id, offline, through the code a real hub id takes.
+
+
+def revision_of(repo: str, label: str) -> str:
+    """A stable 40-hex commit name for one fixture revision."""
+    import hashlib
+
+    return hashlib.sha1(f"{repo}@{label}".encode()).hexdigest()
+
+
+def hub_cache(hub_dir: Any, cache_dir: Any) -> dict[str, Any]:
+    """Lay the fixture repositories of ``hub_dir`` (see above) out as a Hugging Face hub cache under ``cache_dir``
+    (``models--<org>--<name>/snapshots/<rev>/`` and ``refs/main``). Returns hub.json's content."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    hub_dir, cache_dir = Path(hub_dir), Path(cache_dir)
+    index = json.loads((hub_dir / "hub.json").read_text())
+    for repo, entry in index.items():
+        root = cache_dir / ("models--" + repo.replace("/", "--"))
+        for rev, folder in entry["revisions"].items():
+            snapshot = root / "snapshots" / rev
+            if snapshot.exists():
+                shutil.rmtree(snapshot)
+            shutil.copytree(hub_dir / folder, snapshot)
+        (root / "refs").mkdir(parents=True, exist_ok=True)
+        (root / "refs" / "main").write_text(entry["main"])
+    return index
+
+
+def seed_module(module: Any, seed: int, gains: Mapping[str, float] | None = None, skip: Iterable[str] = ()) -> list:
+    """Give every tensor of ``module``'s state dict (except names starting with a ``skip`` prefix, and the aliases of
+    a tensor already set) its seeded value (:func:`tensor_for`); returns the manifest that was seeded."""
+    import torch
+
+    skip = tuple(skip)
+    seen: set[int] = set()
+    manifest = []
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        if name.startswith(skip) if skip else False:
+            continue
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        manifest.append((name, list(tensor.shape)))
+    values = state_dict(manifest, seed, gains)
+    with torch.no_grad():
+        current = module.state_dict(keep_vars=True)
+        for name, value in values.items():
+            current[name].data.copy_(value.reshape(current[name].shape).to(current[name].dtype))
+    return manifest

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import sys
 import tempfile
 import types
@@ -143,105 +144,6 @@ def train_t5_tokenizer(folder: Path) -> None:
     T5TokenizerFast.from_pretrained(str(folder), from_slow=True).save_pretrained(folder)
 
 
-def tower_layout(folder: Path) -> None:
-    """A tiny CLIP ViT tower at openai/clip-vit-large-patch14-336's resolution (336 px, 14 px patches: 576 patch tokens)
-    with that checkpoint's preprocessor, saved by transformers (the layout ``mm_vision_tower`` names)."""
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
-
-    vision_config = CLIPVisionConfig(
-        image_size=336,
-        patch_size=14,
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-    )
-    CLIPVisionModel(vision_config).save_pretrained(folder)
-    processor = CLIPImageProcessor(
-        size={"shortest_edge": 336},
-        crop_size={"height": 336, "width": 336},
-        resample=3,
-        image_mean=checkpoints.OPENAI_CLIP_MEAN,
-        image_std=checkpoints.OPENAI_CLIP_STD,
-    )
-    processor.save_pretrained(folder)
-
-
-def clip_flant5(images: list[Path]) -> None:
-    import torch
-    from transformers import AutoTokenizer
-
-    out = FIXTURES / "clip_flant5"
-    tokenizer_dir = out / "tokenizer"
-    train_t5_tokenizer(tokenizer_dir)
-    vocab = len(AutoTokenizer.from_pretrained(str(tokenizer_dir), use_fast=False))
-    model_mod = t2v_module("models.vqascore_models.clip_t5.model.language_model.clip_t5")
-    wrapper_mod = t2v_module("models.vqascore_models.clip_t5_model")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        tower_layout(tmp / "layout-vision")
-        config = model_mod.CLIPT5Config(
-            vocab_size=vocab,
-            d_model=32,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_decoder_layers=2,
-            num_heads=4,
-            feed_forward_proj="gated-gelu",
-            tie_word_embeddings=False,
-            decoder_start_token_id=0,
-            pad_token_id=0,
-            eos_token_id=1,
-            mm_vision_tower=str(tmp / "layout-vision"),
-            mm_hidden_size=32,
-            mm_projector_type="mlp2x_gelu",
-            mm_vision_select_layer=-2,
-            mm_vision_select_feature="patch",
-            use_mm_proj=True,
-            architectures=["CLIPT5ForConditionalGeneration"],
-        )
-        layout = model_mod.CLIPT5ForConditionalGeneration(config)
-        layout.save_pretrained(tmp / "layout", safe_serialization=False)
-        # the embeddings are one tensor under four names (shared, embed_tokens, encoder/decoder.embed_tokens): keep shared
-        aliases = {"embed_tokens.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}
-        manifest = [(k, s) for k, s in checkpoints.manifest_of(layout.state_dict()) if k not in aliases]
-        saved_config = json.loads((tmp / "layout" / "config.json").read_text())
-        saved_config.pop("mm_vision_tower")
-        spec = {
-            "seed": 15,
-            "gains": {"lm_head.weight": 1.0},
-            "config": saved_config,
-            "vision_config": json.loads((tmp / "layout-vision" / "config.json").read_text()),
-            "preprocessor": json.loads((tmp / "layout-vision" / "preprocessor_config.json").read_text()),
-            "manifest": manifest,
-        }
-        _, folder = checkpoints.rebuild_clip_flant5(tmp / "model", spec, tokenizer_dir)
-
-        entry = wrapper_mod.CLIP_T5_MODELS["clip-flant5-xxl"]
-        entry["model"]["path"], entry["tokenizer"]["path"] = str(folder), str(folder)
-        scorer = wrapper_mod.CLIPT5Model("clip-flant5-xxl", device="cpu", cache_dir=str(tmp / "cache"))
-        scorer.model.to(torch.float32)
-        # t2v_metrics.score.Score.forward: one forward per image over all texts (the image repeated), an M x N table.
-        scores = [scorer.forward([str(p)] * len(TEXTS), TEXTS).tolist() for p in images]
-        single = [[scorer.forward([str(p)], [t]).item() for t in TEXTS] for p in images[:1]]
-    write_json(out / "checkpoint.json", spec)
-    write_json(
-        out / "scores.json",
-        {
-            "images": [p.name for p in images],
-            "texts": TEXTS,
-            "question_template": wrapper_mod.default_question_template,
-            "answer": wrapper_mod.default_answer_template,
-            "scores": scores,
-            "scores_one_pair_per_forward": single,
-            "reference": "t2v_metrics 3.0 CLIPT5Model.forward (clip-flant5-xxl entry pointed at the tiny folder), float32",
-            "versions": versions("t2v-metrics", "torch", "transformers", "sentencepiece"),
-        },
-    )
-    print("clip_flant5:", np.round(np.array(scores), 5).tolist())
-
-
 # -- LLaVA-1.5 ---------------------------------------------------------------------------------------------------------
 def train_llama_tokenizer(folder: Path) -> None:
     """A 600-piece sentencepiece BPE in Llama's convention (unk 0, bos 1, eos 2, byte fallback, dummy prefix, no
@@ -282,105 +184,6 @@ def train_llama_tokenizer(folder: Path) -> None:
     config = json.loads((folder / "tokenizer_config.json").read_text())
     config.pop("add_prefix_space")  # transformers 4.49 writes it; liuhaotian's file (older) has none: its default
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-
-
-def llava(images: list[Path]) -> None:
-    import torch
-    from transformers import AutoTokenizer
-
-    out = FIXTURES / "llava"
-    tokenizer_dir = out / "tokenizer"
-    train_llama_tokenizer(tokenizer_dir)
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), use_fast=False)
-    model_mod = t2v_module("models.vqascore_models.llava.model.language_model.llava_llama")
-    wrapper_mod = t2v_module("models.vqascore_models.llava_model")
-    mm_utils = t2v_module("models.vqascore_models.mm_utils")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        tower_layout(tmp / "layout-vision")
-        from transformers import CLIPVisionModel
-
-        tower = CLIPVisionModel.from_pretrained(str(tmp / "layout-vision"))
-        # liuhaotian/llava-v1.5-13b's config.json, scaled down (a Llama with the mm_* keys of LLaVA-1.5)
-        config = model_mod.LlavaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=4096,
-            rms_norm_eps=1e-5,
-            hidden_act="silu",
-            tie_word_embeddings=False,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-            mm_vision_tower=str(tmp / "layout-vision"),
-            mm_hidden_size=32,
-            mm_projector_type="mlp2x_gelu",
-            mm_vision_select_layer=-2,
-            mm_vision_select_feature="patch",
-            mm_use_im_start_end=False,
-            mm_use_im_patch_token=False,
-            image_aspect_ratio="pad",
-            tokenizer_model_max_length=2048,
-            tokenizer_padding_side="right",
-            use_mm_proj=True,
-            architectures=["LlavaLlamaForCausalLM"],
-        )
-        layout = model_mod.LlavaLlamaForCausalLM(config)  # the tower is built on load (delay_load): not in the state
-        layout.config.save_pretrained(tmp / "layout")
-        saved_config = json.loads((tmp / "layout" / "config.json").read_text())
-        saved_config.pop("mm_vision_tower")
-        saved_config["model_type"] = "llava"  # as liuhaotian's config.json says
-        tower_prefix = "model.vision_tower.vision_tower."
-        manifest = checkpoints.manifest_of(layout.state_dict())
-        manifest += [(tower_prefix + k, s) for k, s in checkpoints.manifest_of(tower.state_dict())]
-        spec = {
-            "seed": 21,
-            "gains": {"lm_head.weight": 1.0},
-            "config": saved_config,
-            "vision_config": json.loads((tmp / "layout-vision" / "config.json").read_text()),
-            "preprocessor": json.loads((tmp / "layout-vision" / "preprocessor_config.json").read_text()),
-            "manifest": sorted(manifest),
-        }
-        _, folder = checkpoints.rebuild_llava(tmp / "model", spec, tokenizer_dir)
-
-        entry = wrapper_mod.LLAVA_MODELS["llava-v1.5-13b"]
-        entry["model"]["path"], entry["tokenizer"]["path"] = str(folder), str(folder)
-        scorer = wrapper_mod.LLaVAModel("llava-v1.5-13b", device="cpu", cache_dir=str(tmp / "cache"))
-        scorer.model.to(torch.float32)
-        # load_pretrained_model's .to(bfloat16) also rounds RoPE's inv_freq buffer (as on a GPU, where t2ibench's
-        # bfloat16 cast rounds it alike); the float32 comparison restores the exact frequencies
-        for module in scorer.model.modules():
-            if hasattr(module, "original_inv_freq"):
-                module.inv_freq = module.original_inv_freq.clone()
-        scores = [scorer.forward([str(p)] * len(TEXTS), TEXTS).tolist() for p in images]
-        single = [[scorer.forward([str(p)], [t]).item() for t in TEXTS] for p in images[:1]]
-        # the token ids of each prompt as t2v-metrics builds them (-200 is the image), for a readable failure
-        questions = [wrapper_mod.format_question(wrapper_mod.default_question_template.format(t)) for t in TEXTS]
-        ids = [
-            mm_utils.tokenizer_image_token(q + wrapper_mod.format_answer("Yes"), scorer.tokenizer) for q in questions
-        ]
-        label_start = [len(mm_utils.tokenizer_image_token(q, scorer.tokenizer)) - 1 for q in questions]
-    write_json(out / "checkpoint.json", spec)
-    write_json(
-        out / "scores.json",
-        {
-            "images": [p.name for p in images],
-            "texts": TEXTS,
-            "question_template": wrapper_mod.default_question_template,
-            "answer": wrapper_mod.default_answer_template,
-            "scores": scores,
-            "scores_one_pair_per_forward": single,
-            "input_ids": ids,
-            "label_start": label_start,
-            "reference": "t2v_metrics 3.0 LLaVAModel.forward (llava-v1.5-13b entry pointed at the tiny folder), float32",
-            "versions": versions("t2v-metrics", "torch", "transformers", "sentencepiece"),
-        },
-    )
-    print("llava:", np.round(np.array(scores), 5).tolist())
 
 
 # -- Qwen2-VL ----------------------------------------------------------------------------------------------------------
@@ -433,36 +236,24 @@ def qwen_tokenizer(folder: Path) -> None:
 
 
 def qwen2_vl(images: list[Path]) -> None:
-    import shutil
-
     import torch
     import transformers as tf
 
     out = FIXTURES / "qwen2_vl"
-    files = out / "files"
-    files.mkdir(parents=True, exist_ok=True)
-    qwen_tokenizer(files)
-    tokenizer = tf.AutoTokenizer.from_pretrained(str(files))
+    repo = "Qwen/Qwen2-VL-7B-Instruct"
+    folder = new_revision(repo)
+    qwen_tokenizer(folder)
+    tokenizer = tf.AutoTokenizer.from_pretrained(str(folder))
     processor = tf.Qwen2VLProcessor(
         image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 1280),
         tokenizer=tokenizer,
         chat_template=QWEN_TEMPLATE,
     )
-    processor.save_pretrained(str(files))
-    (files / "generation_config.json").write_text(
-        json.dumps(
-            dict(
-                QWEN_GENERATION,
-                eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id],
-                pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.pad_token_id,
-            ),
-            indent=1,
-        )
-    )
+    processor.save_pretrained(str(folder))
     ids = tokenizer.convert_tokens_to_ids
+    # Qwen2-VL-7B-Instruct: 152,064 embedding and LM-head rows (untied) for a 151,657-token tokenizer
     config = tf.Qwen2VLConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=padded_vocabulary(len(tokenizer)),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -491,36 +282,42 @@ def qwen2_vl(images: list[Path]) -> None:
         pad_token_id=tokenizer.pad_token_id,
         architectures=["Qwen2VLForConditionalGeneration"],
     )
-    layout = tf.Qwen2VLForConditionalGeneration(config)
-    spec = {
-        "seed": 3,
-        "gains": {"lm_head.weight": 2.0},
-        "config": config.to_dict(),
-        "manifest": checkpoints.manifest_of(layout.state_dict()),
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "qwen2-vl"
-        checkpoints.write_folder(folder, spec["config"], spec["manifest"], spec["seed"], spec["gains"])
-        for file in files.iterdir():
-            shutil.copy(file, folder / file.name)
-        wrapper_mod = t2v_module("models.vqascore_models.qwen2vl_model") if "decord" in sys.modules else None
-        if wrapper_mod is None:  # decord is imported by the wrapper for videos only: an empty module stands in
-            import importlib.machinery
+    model = tf.Qwen2VLForConditionalGeneration(config)
+    checkpoints.seed_module(model, 3, {"lm_head.weight": 2.0})
+    model.to(torch.bfloat16)  # the Qwen2-VL checkpoints are bfloat16 safetensors shards
+    model.save_pretrained(folder, safe_serialization=True, max_shard_size="150KB")
+    # shaped like the Instruct checkpoints' generation_config.json (written after save_pretrained, which writes its own)
+    write_json(
+        folder / "generation_config.json",
+        dict(
+            QWEN_GENERATION,
+            eos_token_id=[ids("<|im_end|>"), tokenizer.pad_token_id],
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.pad_token_id,
+        ),
+    )
+    refresh_cache()
+    wrapper_mod = t2v_module("models.vqascore_models.qwen2vl_model") if "decord" in sys.modules else None
+    if wrapper_mod is None:  # decord is imported by the wrapper for videos only: an empty module stands in
+        import importlib.machinery
 
-            decord = types.ModuleType("decord")
-            decord.__spec__ = importlib.machinery.ModuleSpec("decord", None)
-            decord.VideoReader, decord.cpu = None, None
-            sys.modules["decord"] = decord
-            wrapper_mod = t2v_module("models.vqascore_models.qwen2vl_model")
-        entry = wrapper_mod.QWEN2_VL_MODELS["qwen2-vl-7b"]
-        entry["tokenizer"]["path"] = str(folder)
-        entry["model"].update(torch_dtype=torch.float32, attn_implementation="sdpa")
-        scorer = wrapper_mod.Qwen2VLModel("qwen2-vl-7b", device="cpu", checkpoint=str(folder))
-        texts = TEXTS[:3]
-        scores = [scorer.forward([str(p)] * len(texts), texts).tolist() for p in images]
-        scorer.model.generation_config.repetition_penalty = 1.0
-        unpenalised = [scorer.forward([str(p)] * len(texts), texts).tolist() for p in images[:1]]
-    write_json(out / "checkpoint.json", spec)
+        decord = types.ModuleType("decord")
+        decord.__spec__ = importlib.machinery.ModuleSpec("decord", None)
+        decord.VideoReader, decord.cpu = None, None
+        sys.modules["decord"] = decord
+        wrapper_mod = t2v_module("models.vqascore_models.qwen2vl_model")
+    entry = wrapper_mod.QWEN2_VL_MODELS["qwen2-vl-7b"]
+    texts = TEXTS[:3] + EXTRA_TEXTS
+    # flash_attention_2 (the entry's) has no CPU kernel: sdpa; float32 for the comparison, then bfloat16 as the entry
+    entry["model"].update(torch_dtype=torch.float32, attn_implementation="sdpa")
+    ref = wrapper_mod.Qwen2VLModel("qwen2-vl-7b", device="cpu")
+    rows = int(ref.model.lm_head.weight.shape[0])
+    scores = [ref.forward([str(p)] * len(texts), texts).tolist() for p in images]
+    ref.model.generation_config.repetition_penalty = 1.0
+    unpenalised = [ref.forward([str(p)] * len(texts), texts).tolist() for p in images[:1]]
+    entry["model"].update(torch_dtype=torch.bfloat16)
+    ref = wrapper_mod.Qwen2VLModel("qwen2-vl-7b", device="cpu")
+    bf16 = [ref.forward([str(p)] * len(texts), texts).float().tolist() for p in images]
     write_json(
         out / "scores.json",
         {
@@ -530,11 +327,288 @@ def qwen2_vl(images: list[Path]) -> None:
             "answer": "Yes",
             "scores": scores,
             "scores_without_repetition_penalty": unpenalised,
-            "reference": "t2v_metrics 3.0 Qwen2VLModel.forward (qwen2-vl-7b entry pointed at the tiny folder), float32, sdpa",
+            "scores_bfloat16": bf16,
+            "tokenizer_length": len(tokenizer),
+            "scored_vocabulary": rows,
+            "reference": "t2v_metrics 3.0 Qwen2VLModel.forward, its qwen2-vl-7b entry on the offline hub cache of "
+            "tests/fixtures/reference/hub, sdpa attention (flash_attention_2 has no CPU kernel); float32, and as "
+            "the entry's bfloat16 (scores_bfloat16)",
             "versions": versions("t2v-metrics", "torch", "transformers", "qwen-vl-utils", "tokenizers"),
         },
     )
-    print("qwen2_vl:", np.array(scores), np.array(unpenalised))
+    print("qwen2_vl:", np.array(scores), np.array(unpenalised), np.array(bf16))
+
+
+# -- hub-shaped VLM checkpoints (CLIP-FlanT5, LLaVA-1.5, Qwen2-VL) ---------------------------------------------------
+# Each VQAScore family's checkpoint is made the way its real hub repository was made and laid out under the real repo
+# id in a Hugging Face cache (checkpoints.hub_cache), so that t2v-metrics runs its own model entries *unchanged*
+# (zhiqiulin/clip-flant5-xxl with google/flan-t5-xxl's tokenizer, liuhaotian/llava-v1.5-13b, Qwen/Qwen2-VL-7B-Instruct,
+# each tower openai/clip-vit-large-patch14-336) and t2ibench loads them by the same hub ids, offline.
+HUB = FIXTURES / "hub"
+TOWER = "openai/clip-vit-large-patch14-336"
+# texts beyond TEXTS[:4]: characters the T5 sentencepiece model lacks (<unk>), runs of spaces, and literal special
+# tokens (for LLaVA "<unk>" is also the pad token, which t2v-metrics masks out of attention wherever it occurs)
+EXTRA_TEXTS = [
+    'a na\u00efve caf\u00e9 sign that reads "\u20ac5" \U0001f600',
+    "a  cat   chasing  a mouse ",
+    "a cat <unk> chasing a mouse </s> <pad>",
+]
+VLM_TEXTS = TEXTS + EXTRA_TEXTS
+
+
+def padded_vocabulary(n: int) -> int:
+    """The next multiple of 128 (Flan-T5 keeps 32,128 rows for its 32,100 tokens; Qwen2-VL 152,064 for 151,657)."""
+    return (n + 127) // 128 * 128
+
+
+def new_revision(repo: str, label: str = "main", main: bool = True) -> Path:
+    """An empty folder for one revision of a fixture repository, registered in hub/hub.json."""
+    import shutil
+
+    folder = HUB / repo.replace("/", "--") / label
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    index_file = HUB / "hub.json"
+    index = json.loads(index_file.read_text()) if index_file.exists() else {}
+    rev = checkpoints.revision_of(repo, label)
+    entry = index.setdefault(repo, {"main": rev, "revisions": {}})
+    entry["revisions"][rev] = str(folder.relative_to(HUB))
+    if main:
+        entry["main"] = rev
+    write_json(index_file, index)
+    return folder
+
+
+def refresh_cache() -> Path:
+    """The fixture repositories laid out in this process's (offline) hub cache (HF_HUB_CACHE, set by main())."""
+    cache = Path(os.environ["HF_HUB_CACHE"])
+    checkpoints.hub_cache(HUB, cache)
+    return cache
+
+
+def snapshot(repo: str, label: str = "main") -> Path:
+    return Path(
+        os.environ["HF_HUB_CACHE"],
+        "models--" + repo.replace("/", "--"),
+        "snapshots",
+        checkpoints.revision_of(repo, label),
+    )
+
+
+def vision_tower() -> None:
+    """openai/clip-vit-large-patch14-336, scaled down: a whole ``CLIPModel`` (its vision tower at 336 px with 14 px
+    patches, 577 positions; a small text tower) saved by save_pretrained as ``pytorch_model.bin``, with that repo's
+    preprocessor_config.json. The text vocabulary is cut to 100 rows to keep the file small (it is never used)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    folder = new_revision(TOWER)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": 100,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 77,
+            "hidden_act": "quick_gelu",
+        },
+        vision_config={
+            "image_size": 336,
+            "patch_size": 14,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "hidden_act": "quick_gelu",
+        },
+        projection_dim=32,
+    )
+    model = CLIPModel(config)
+    checkpoints.seed_module(model, 7)
+    model.save_pretrained(folder, safe_serialization=False)
+    write_json(folder / "preprocessor_config.json", checkpoints.clip_preprocessor(336))
+    refresh_cache()
+
+
+def bf16_as_shipped(make_scorer, image: Path, text: str) -> str:
+    """What the reference does on this CPU as it ships (its bfloat16 cast, no float32 cast): a score or the error."""
+    try:
+        return f"{float(make_scorer().forward([str(image)], [text])):.6g}"
+    except Exception as err:  # noqa: BLE001 - recorded as the finding
+        return f"{type(err).__name__}: {err}"
+
+
+def clip_flant5(images: list[Path]) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    out = FIXTURES / "clip_flant5"
+    vision_tower()
+    train_t5_tokenizer(new_revision("google/flan-t5-xxl"))
+    refresh_cache()
+    vocab = len(AutoTokenizer.from_pretrained("google/flan-t5-xxl", use_fast=False))
+    model_mod = t2v_module("models.vqascore_models.clip_t5.model.language_model.clip_t5")
+    wrapper_mod = t2v_module("models.vqascore_models.clip_t5_model")
+    config = model_mod.CLIPT5Config(
+        vocab_size=padded_vocabulary(vocab),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+        mm_vision_tower=TOWER,
+        mm_hidden_size=32,
+        mm_projector_type="mlp2x_gelu",
+        mm_vision_select_layer=-2,
+        mm_vision_select_feature="patch",
+        use_mm_proj=True,
+        architectures=["CLIPT5ForConditionalGeneration"],
+    )
+    model = model_mod.CLIPT5ForConditionalGeneration(config)  # builds its tower from TOWER (delay_load=False)
+    # the tower was frozen in training: the checkpoint's copy is the tower's own weights
+    checkpoints.seed_module(model, 15, {"lm_head.weight": 1.0}, skip=("vision_tower.",))
+    model.to(torch.bfloat16)
+    # .bin shards, as the repository: save_pretrained keeps every alias of the shared embeddings in a .bin file
+    # (shared, encoder/decoder.embed_tokens and CLIPT5ForConditionalGeneration's own embed_tokens); this class cannot
+    # be saved as safetensors at all (save_pretrained refuses its untracked embed_tokens alias)
+    model.save_pretrained(new_revision("zhiqiulin/clip-flant5-xxl"), safe_serialization=False, max_shard_size="150KB")
+    refresh_cache()
+
+    def scorer():
+        return wrapper_mod.CLIPT5Model("clip-flant5-xxl", device="cpu", cache_dir=os.environ["HF_HUB_CACHE"])
+
+    as_shipped = bf16_as_shipped(scorer, images[0], TEXTS[0])
+    ref = scorer()
+    ref.model.to(torch.float32)
+    rows = int(ref.model.lm_head.weight.shape[0])
+    # t2v_metrics.score.Score.forward: one forward per image over all texts (the image repeated), an M x N table.
+    scores = [ref.forward([str(p)] * len(VLM_TEXTS), VLM_TEXTS).tolist() for p in images]
+    single = [[ref.forward([str(p)], [t]).item() for t in VLM_TEXTS] for p in images[:1]]
+    ids = [
+        wrapper_mod.t5_tokenizer_image_token(
+            wrapper_mod.format_question(wrapper_mod.default_question_template.format(t), "t5_chat"), ref.tokenizer
+        )
+        for t in VLM_TEXTS
+    ]
+    write_json(
+        out / "scores.json",
+        {
+            "images": [p.name for p in images],
+            "texts": VLM_TEXTS,
+            "question_template": wrapper_mod.default_question_template,
+            "answer": wrapper_mod.default_answer_template,
+            "scores": scores,
+            "scores_one_pair_per_forward": single,
+            "input_ids": ids,
+            "tokenizer_length": vocab,
+            "checkpoint_vocabulary": padded_vocabulary(vocab),
+            "scored_vocabulary": rows,
+            "cpu_bfloat16_as_shipped": as_shipped,
+            "reference": "t2v_metrics 3.0 CLIPT5Model.forward, its clip-flant5-xxl entry unchanged, on the offline hub "
+            "cache of tests/fixtures/reference/hub, cast to float32 after loading",
+            "versions": versions("t2v-metrics", "torch", "transformers", "sentencepiece"),
+        },
+    )
+    print("clip_flant5:", np.round(np.array(scores), 5).tolist(), "as shipped on CPU:", as_shipped)
+
+
+def llava(images: list[Path]) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    out = FIXTURES / "llava"
+    repo = "liuhaotian/llava-v1.5-13b"
+    folder = new_revision(repo)
+    train_llama_tokenizer(folder)
+    refresh_cache()
+    tokenizer = AutoTokenizer.from_pretrained(repo, use_fast=False)
+    model_mod = t2v_module("models.vqascore_models.llava.model.language_model.llava_llama")
+    wrapper_mod = t2v_module("models.vqascore_models.llava_model")
+    mm_utils = t2v_module("models.vqascore_models.mm_utils")
+    # liuhaotian/llava-v1.5-13b's config.json, scaled down (a Llama with the mm_* keys of LLaVA-1.5); its vocabulary
+    # is the tokenizer's (32000 = 32000): no padding rows
+    config = model_mod.LlavaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        hidden_act="silu",
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        mm_vision_tower=TOWER,
+        mm_hidden_size=32,
+        mm_projector_type="mlp2x_gelu",
+        mm_vision_select_layer=-2,
+        mm_vision_select_feature="patch",
+        mm_use_im_start_end=False,
+        mm_use_im_patch_token=False,
+        image_aspect_ratio="pad",
+        tokenizer_model_max_length=2048,
+        tokenizer_padding_side="right",
+        use_mm_proj=True,
+        architectures=["LlavaLlamaForCausalLM"],
+    )
+    model = model_mod.LlavaLlamaForCausalLM(config)
+    # trained with the tower loaded, so the saved state holds model.vision_tower.vision_tower.* (the tower's weights)
+    model.get_model().get_vision_tower().load_model()
+    checkpoints.seed_module(model, 21, {"lm_head.weight": 1.0}, skip=("model.vision_tower.",))
+    model.to(torch.float16)  # the liuhaotian checkpoints are float16
+    model.save_pretrained(folder, safe_serialization=False, max_shard_size="150KB")
+    saved = json.loads((folder / "config.json").read_text())
+    saved["model_type"] = "llava"  # as liuhaotian's config.json says
+    write_json(folder / "config.json", saved)
+    refresh_cache()
+
+    def scorer():
+        return wrapper_mod.LLaVAModel("llava-v1.5-13b", device="cpu", cache_dir=os.environ["HF_HUB_CACHE"])
+
+    as_shipped = bf16_as_shipped(scorer, images[0], TEXTS[0])
+    ref = scorer()
+    ref.model.to(torch.float32)
+    # load_pretrained_model's .to(bfloat16) also rounds RoPE's inv_freq buffer (as on a GPU, where t2ibench's
+    # bfloat16 cast rounds it alike); the float32 comparison restores the exact frequencies
+    for module in ref.model.modules():
+        if hasattr(module, "original_inv_freq"):
+            module.inv_freq = module.original_inv_freq.clone()
+    scores = [ref.forward([str(p)] * len(VLM_TEXTS), VLM_TEXTS).tolist() for p in images]
+    single = [[ref.forward([str(p)], [t]).item() for t in VLM_TEXTS] for p in images[:1]]
+    # the token ids of each prompt as t2v-metrics builds them (-200 is the image), for a readable failure
+    questions = [wrapper_mod.format_question(wrapper_mod.default_question_template.format(t)) for t in VLM_TEXTS]
+    ids = [mm_utils.tokenizer_image_token(q + wrapper_mod.format_answer("Yes"), ref.tokenizer) for q in questions]
+    label_start = [len(mm_utils.tokenizer_image_token(q, ref.tokenizer)) - 1 for q in questions]
+    write_json(
+        out / "scores.json",
+        {
+            "images": [p.name for p in images],
+            "texts": VLM_TEXTS,
+            "question_template": wrapper_mod.default_question_template,
+            "answer": wrapper_mod.default_answer_template,
+            "scores": scores,
+            "scores_one_pair_per_forward": single,
+            "input_ids": ids,
+            "label_start": label_start,
+            "pad_token_id": ref.tokenizer.pad_token_id,
+            "scored_vocabulary": int(ref.model.lm_head.weight.shape[0]),
+            "cpu_bfloat16_as_shipped": as_shipped,
+            "reference": "t2v_metrics 3.0 LLaVAModel.forward, its llava-v1.5-13b entry unchanged, on the offline hub "
+            "cache of tests/fixtures/reference/hub, cast to float32 after loading",
+            "versions": versions("t2v-metrics", "torch", "transformers", "sentencepiece"),
+        },
+    )
+    print("llava:", np.round(np.array(scores), 5).tolist(), "as shipped on CPU:", as_shipped)
 
 
 # -- BERTScore ---------------------------------------------------------------------------------------------------------
@@ -879,6 +953,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="clip_flant5,llava,qwen2_vl,bertscore,fid,clip")
     args = parser.parse_args()
+    # the VLM families load their checkpoints by hub id from an offline cache of tests/fixtures/reference/hub; set
+    # before transformers is imported (4.49 reads its cache folder at import)
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_CACHE=tempfile.mkdtemp(prefix="refhub-"))
+    if (HUB / "hub.json").exists():
+        refresh_cache()
     images = make_images()
     jobs = {
         "clip_flant5": clip_flant5,

@@ -10,9 +10,30 @@ tower's penultimate-layer patch tokens (``mm_vision_select_layer`` -2, no CLS) t
 The checkpoint layout is that of t2v_metrics' ``CLIPT5ForConditionalGeneration``: T5 keys, ``mm_projector.{0,2}.*``
 and ``vision_tower.vision_tower.*`` (a ``CLIPVisionModel``; loaded from ``mm_vision_tower`` when absent).
 The T5 tokenizer of ``google/flan-t5-xxl`` (``model_max_length`` 2048: longer question ids are cut there, as
-t2v-metrics cuts them) is used; the pad colour is ``int(255 * mean)`` (truncated, as the reference). Equal to
-t2v-metrics 3.0's ``CLIPT5Model`` on a random checkpoint of this layout to 3e-5 relative
-(``tests/test_reference_parity.py``).
+t2v-metrics cuts them) is used; the pad colour is ``int(255 * mean)`` (truncated, as the reference).
+
+What the reference does to the loaded checkpoint, and t2ibench after it:
+
+* **The vocabulary scored over is the tokenizer's.** t2v-metrics' ``load_pretrained_model`` (``mm_utils.py``) calls
+  ``model.resize_token_embeddings(len(tokenizer))``. Flan-T5 keeps 32,128 embedding and LM-head rows for a
+  32,100-token tokenizer and its head is untied, so transformers cuts both to the first 32,100 rows and P("Yes") is a
+  softmax over those; the 28 rows no token maps to take no mass. :func:`score_over_tokenizer_vocabulary` cuts them
+  alike. A tokenizer *longer* than the checkpoint would make the reference add randomly initialised rows, so that
+  pair is refused.
+* **The shared embeddings under every name.** ``CLIPT5ForConditionalGeneration`` keeps ``self.embed_tokens =
+  self.encoder.embed_tokens``, so a state dict saved by torch.save (the training code's transformers) holds the one
+  tensor as ``shared``, ``encoder.embed_tokens``, ``decoder.embed_tokens`` and ``embed_tokens``; transformers 4.49's
+  ``save_pretrained`` keeps ``shared`` alone. Both load (the aliases must equal ``shared``).
+* **Pad tokens are not attended to.** The reference's attention mask is ``input_ids != pad_token_id``, so a text
+  whose tokens include the pad id (a literal ``<pad>``) has those positions masked; t2ibench masks them too.
+* **Precision.** The reference casts the model to bfloat16 and runs its forward under ``torch.autocast("cuda",
+  bfloat16)``; on a CPU that cast fails at the projector (float32 features into bfloat16 weights: t2v-metrics gives
+  no CPU number). t2ibench's default (``dtype: null``) is the reference's on CUDA (bfloat16 weights and the same
+  autocast) and float32 on a CPU; ``dtype`` overrides it (README, "Evaluator parity", for the measured effect).
+
+Equal to t2v-metrics 3.0's ``CLIPT5Model`` on tiny checkpoints saved the way ``zhiqiulin/clip-flant5-xxl`` was (its
+vocabulary padding, untied head, ``.bin`` shards with and without the aliases) and loaded by hub id from an offline
+Hugging Face cache (``tests/test_reference_parity.py``).
 
 Rules (``rule``): ``geometric`` = exp(-mean cross-entropy) over the answer tokens including ``</s>`` (CLIP-FlanT5,
 LLaVA: about sqrt(P(Yes)) since P(</s>|Yes) ~ 1; not a Yes/No softmax); ``first_token`` = softmax over the vocabulary
@@ -88,6 +109,18 @@ class TowerVLM:
             module.to(device=device, dtype=dtype)
         return self
 
+    def precision(self) -> Any:
+        """The reference's forward context: ``torch.autocast("cuda", bfloat16)`` for a bfloat16 model on CUDA (t2v-metrics
+        decorates its forward with it), none otherwise."""
+        import contextlib
+
+        import torch
+
+        dtype = next(self.language.parameters()).dtype
+        if self.device.type == "cuda" and dtype == torch.bfloat16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def image_features(self, images: list[Any]) -> Any:
         """(B, patches, hidden) projected penultimate-layer patch features of PIL images, padded to a square first."""
         # the reference truncates (int(x * 255): (122, 116, 104) for CLIP), it does not round
@@ -112,7 +145,8 @@ class CLIPFlanT5(TowerVLM):
         import torch
 
         embed = self.t5.get_input_embeddings()
-        rows = []
+        pad = self.tokenizer.pad_token_id
+        rows, keep = [], []
         for feature, question in zip(features, questions, strict=True):
             prompt = f"{SYSTEM_MESSAGE} USER: {IMAGE_PLACEHOLDER}\n{question} ASSISTANT: "
             before, after = prompt.split(IMAGE_PLACEHOLDER)
@@ -127,12 +161,18 @@ class CLIPFlanT5(TowerVLM):
                 tail = tail[: limit - len(head) - 1]
             ids = [torch.tensor(chunk, device=self.device) for chunk in (head, tail)]
             rows.append(torch.cat([embed(ids[0]), feature.to(embed.weight.dtype), embed(ids[1])]))
+            # the reference's mask is input_ids != pad id: a pad id in the text is masked where it stands
+            keep.append(
+                torch.cat(
+                    [ids[0] != pad, torch.ones(len(feature), dtype=torch.bool, device=self.device), ids[1] != pad]
+                )
+            )
         length = max(r.shape[0] for r in rows)
         embeds = torch.zeros(len(rows), length, rows[0].shape[-1], dtype=rows[0].dtype, device=self.device)
         mask = torch.zeros(len(rows), length, dtype=torch.long, device=self.device)
         for i, row in enumerate(rows):
             embeds[i, : row.shape[0]] = row
-            mask[i, : row.shape[0]] = 1
+            mask[i, : row.shape[0]] = keep[i].long()
         return embeds, mask
 
     def answer_probability(
@@ -144,7 +184,7 @@ class CLIPFlanT5(TowerVLM):
 
         if rule not in (None, "geometric"):
             raise T2IBenchError(f"the clip-flant5 family supports rule=geometric only, not {rule!r}")
-        with torch.no_grad():
+        with torch.no_grad(), self.precision():
             embeds, mask = self.encoder_inputs(self.image_features(images), questions)
             label = torch.tensor(self.tokenizer(answer).input_ids, device=self.device)
             labels = label.unsqueeze(0).repeat(len(questions), 1)
@@ -158,7 +198,7 @@ class CLIPFlanT5(TowerVLM):
         """Greedy answers (captions) to ``question`` about each image, cut at ``stop`` when given."""
         import torch
 
-        with torch.no_grad():
+        with torch.no_grad(), self.precision():
             embeds, mask = self.encoder_inputs(self.image_features(images), [question] * len(images))
             out = self.t5.generate(
                 inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
@@ -210,12 +250,15 @@ class CLIPFlanT5(TowerVLM):
             # Flan-T5 (T5 v1.1) has its own LM head; transformers 5 ties lm_head to the shared embeddings whatever the
             # config says, so loading both keys would overwrite the embeddings with the head. Untie first.
             t5.lm_head.weight = torch.nn.Parameter(t5.lm_head.weight.detach().clone())
-        t5_keys = {k: v for k, v in state.items() if not k.startswith(("vision_tower.", "mm_projector."))}
+        t5_keys = _shared_embeddings(
+            {k: v for k, v in state.items() if not k.startswith(("vision_tower.", "mm_projector."))}, where
+        )
         missing, unexpected = t5.load_state_dict(t5_keys, strict=False)
         if [k for k in missing if "embed_tokens" not in k and k != "lm_head.weight"] or unexpected:
             raise T2IBenchError(
                 f"{where}: not a CLIP-FlanT5 checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
+        score_over_tokenizer_vocabulary(t5, len(t5_tokenizer), where)
         vision_keys = {
             k[len("vision_tower.vision_tower.") :]: v
             for k, v in state.items()
@@ -240,6 +283,65 @@ class CLIPFlanT5(TowerVLM):
         processor = clip_image_processor(int(vision.config.image_size))
         model = cls(t5, vision, projector, t5_tokenizer, processor, int(config.get("mm_vision_select_layer", -2)))
         return model.to(device, getattr(torch, dtype))
+
+
+EMBEDDING_ALIASES = ("embed_tokens.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
+
+
+def _shared_embeddings(state: dict[str, Any], where: str) -> dict[str, Any]:
+    """``state`` with the aliases of T5's shared embeddings (:data:`EMBEDDING_ALIASES`, written by a torch.save of the
+    whole state dict) folded into ``shared.weight``; an alias that differs from it is refused."""
+    import torch
+
+    out = dict(state)
+    for alias in EMBEDDING_ALIASES:
+        if alias not in out:
+            continue
+        value = out.pop(alias)
+        if "shared.weight" not in out:
+            out["shared.weight"] = value
+        elif not torch.equal(value, out["shared.weight"]):
+            raise T2IBenchError(f"{where}: {alias} differs from shared.weight (they are one tensor in CLIP-FlanT5)")
+    return out
+
+
+def score_over_tokenizer_vocabulary(model: Any, length: int, where: str) -> None:
+    """Cut ``model``'s input embeddings and (untied) LM head to the tokenizer's ``length`` rows, as t2v-metrics'
+    ``model.resize_token_embeddings(len(tokenizer))`` does, so that the answer softmax runs over the same rows. A
+    tokenizer longer than the checkpoint is refused: the reference would add randomly initialised rows."""
+    import torch
+
+    embed = model.get_input_embeddings()
+    rows, width = embed.weight.shape
+    if length == rows:
+        return
+    if length > rows:
+        raise T2IBenchError(
+            f"{where}: the tokenizer has {length} tokens, the checkpoint {rows} embedding rows; t2v-metrics would add "
+            f"{length - rows} randomly initialised rows, so no score is reproducible: use the checkpoint's tokenizer"
+        )
+    head = model.get_output_embeddings()
+    tied = head is not None and head.weight is embed.weight
+    cut = torch.nn.Embedding(
+        length, width, padding_idx=embed.padding_idx, device=embed.weight.device, dtype=embed.weight.dtype
+    )
+    cut.weight = torch.nn.Parameter(embed.weight.detach()[:length].clone())
+    model.set_input_embeddings(cut)
+    if head is not None and head.weight.shape[0] == rows:
+        new_head = torch.nn.Linear(
+            width, length, bias=head.bias is not None, device=head.weight.device, dtype=head.weight.dtype
+        )
+        new_head.weight = cut.weight if tied else torch.nn.Parameter(head.weight.detach()[:length].clone())
+        if head.bias is not None:
+            new_head.bias = torch.nn.Parameter(head.bias.detach()[:length].clone())
+        model.set_output_embeddings(new_head)
+    model.config.vocab_size = length
+    log.info(
+        "%s: vocabulary cut from %d to the tokenizer's %d rows (as t2v-metrics' resize_token_embeddings)",
+        where,
+        rows,
+        length,
+    )
 
 
 def build_projector(kind: str, in_dim: int, out_dim: int) -> Any:

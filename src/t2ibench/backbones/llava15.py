@@ -19,6 +19,14 @@ transformers' ``LlamaForCausalLM`` and ``CLIPVisionModel`` (no code copied; ``..
   preprocessor (resize the short side to 336, centre crop), penultimate-layer patch features (no CLS), projector.
 * Score (rule ``geometric``): exp(-mean CE) over the shifted answer labels, per sample; batches are right padded
   (positions 0..n-1 as the reference, pads masked).
+* What the reference does to the loaded model, and t2ibench after it: ``load_pretrained_model`` resizes the embeddings
+  to ``len(tokenizer)`` (the liuhaotian checkpoints: 32000 rows for 32000 tokens, no change; a checkpoint with more
+  rows is cut, :func:`~t2ibench.backbones.clip_flant5.score_over_tokenizer_vocabulary`); ``LLaVAModel`` sets the pad
+  token to ``<unk>`` and masks ``input_ids != pad``, so an ``<unk>`` id in the text (a literal ``<unk>``) is not
+  attended to, here alike; the tower's own copy inside the checkpoint (``model.vision_tower.*``, saved with the
+  training state) is ignored, the tower loaded from ``mm_vision_tower`` (a ``.bin`` or safetensors repository).
+  Precision as CLIP-FlanT5's (bfloat16 with ``torch.autocast("cuda", bfloat16)`` on CUDA; t2v-metrics fails on a CPU
+  the same way).
 
 Equal to t2v-metrics 3.0's ``LLaVAModel`` on a random checkpoint of this layout (``tests/test_reference_parity.py``).
 """
@@ -37,6 +45,7 @@ from t2ibench.backbones.clip_flant5 import (
     _load_state_dict,
     build_projector,
     geometric_answer_probability,
+    score_over_tokenizer_vocabulary,
 )
 from t2ibench.errors import T2IBenchError
 
@@ -78,7 +87,8 @@ class LLaVA15(TowerVLM):
         import torch
 
         embed = self.lm.get_input_embeddings()
-        out_rows, out_labels = [], []
+        pad = self.tokenizer.unk_token_id  # t2v-metrics' pad token, masked wherever it stands
+        out_rows, out_labels, keep = [], [], []
         for k, row in enumerate(rows):
             at = row.index(IMAGE)
             before, after = (
@@ -86,6 +96,8 @@ class LLaVA15(TowerVLM):
             )
             feature = features[k].to(embed.weight.dtype)
             out_rows.append(torch.cat([embed(before), feature, embed(after)]))
+            image = torch.ones(len(feature), dtype=torch.bool, device=self.device)
+            keep.append(torch.cat([before != pad, image, after != pad]))
             if labels is not None:
                 out_labels.append(labels[k][:at] + [-100] * feature.shape[0] + labels[k][at + 1 :])
         length = max(r.shape[0] for r in out_rows)
@@ -93,7 +105,7 @@ class LLaVA15(TowerVLM):
         mask = torch.zeros(len(rows), length, dtype=torch.long, device=self.device)
         target = torch.full((len(rows), length), -100, dtype=torch.long, device=self.device)
         for i, row in enumerate(out_rows):
-            embeds[i, : row.shape[0]], mask[i, : row.shape[0]] = row, 1
+            embeds[i, : row.shape[0]], mask[i, : row.shape[0]] = row, keep[i].long()
             if labels is not None:
                 target[i, : row.shape[0]] = torch.tensor(out_labels[i], device=self.device)
         return {"inputs_embeds": embeds, "attention_mask": mask, "labels": target}
@@ -123,7 +135,7 @@ class LLaVA15(TowerVLM):
                     )
             rows.append(ids)
             labels.append([-100] * start + ids[start:])
-        with torch.no_grad():
+        with torch.no_grad(), self.precision():
             batch = self._embeds(rows, self.image_features(images), labels)
             targets = batch.pop("labels")
             logits = self.lm(**batch).logits
@@ -140,7 +152,7 @@ class LLaVA15(TowerVLM):
         features = self.image_features(images)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.unk_token_id
         texts = []
-        with torch.no_grad():
+        with torch.no_grad(), self.precision():
             for k in range(len(images)):
                 batch = self._embeds([row], features[k : k + 1])
                 batch.pop("labels")
@@ -171,7 +183,7 @@ class LLaVA15(TowerVLM):
             state = _load_state_dict(folder)
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             tower = config.get("mm_vision_tower", DEFAULT_TOWER)
-            vision = CLIPVisionModel.from_pretrained(tower, use_safetensors=True)
+            vision = CLIPVisionModel.from_pretrained(tower)  # safetensors, else .bin (read with weights_only)
             processor = _tower_processor(tower, int(vision.config.image_size))
         except OSError as err:
             raise T2IBenchError(
@@ -190,6 +202,7 @@ class LLaVA15(TowerVLM):
             raise T2IBenchError(
                 f"{where}: not a LLaVA-1.5 checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
+        score_over_tokenizer_vocabulary(lm, len(tokenizer), where)
         projector = build_projector(
             config.get("mm_projector_type", "mlp2x_gelu"), int(config["mm_hidden_size"]), int(config["hidden_size"])
         )
