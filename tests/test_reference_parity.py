@@ -412,3 +412,17 @@ def Image_open(path: Path):
 
     with Image.open(path) as image:
         return image.convert("RGB")
+
+
+def test_qwen2_vl_attention_implementation_is_an_option_and_part_of_the_score_key(hub_cache):
+    """t2v-metrics' preset loads Qwen2-VL with flash_attention_2; t2ibench's default is sdpa (the numbers above), the
+    reference's choice is one option away, and it is part of what identifies a score."""
+    from t2ibench.errors import T2IBenchError
+
+    key = vqa_backbone.backend_key(hub_cfg("qwen2_vl"))
+    assert key["attn_implementation"] == "sdpa"
+    flash = {**hub_cfg("qwen2_vl"), "attn_implementation": "flash_attention_2"}
+    assert vqa_backbone.backend_key(flash) != key
+    assert "attn_implementation" not in vqa_backbone.backend_key(hub_cfg("llava"))
+    with pytest.raises(T2IBenchError, match="attn_implementation='flash_attention_2' is not available here"):
+        vqa_backbone.load(flash)  # no flash-attn package (and no CUDA) on this machine

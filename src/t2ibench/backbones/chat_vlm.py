@@ -9,7 +9,10 @@ Families (``FAMILIES``):
 * ``llava`` (llava-v1.5-7b/13b, the liuhaotian checkpoints t2v-metrics loads): :mod:`t2ibench.backbones.llava15`;
   the Vicuna v1 prompt ``{system} USER: <image>\\n{question} ASSISTANT: Yes</s>``, template ``Does this figure show
   "{}"? Please answer yes or no.``, rule ``geometric``.
-* ``qwen2_vl`` (Qwen2-VL-2B/7B/72B-Instruct, this module): the checkpoint's chat template with one user turn (image,
+* ``qwen2_vl`` (Qwen2-VL-2B/7B/72B-Instruct, this module; loaded as t2v-metrics loads it: ``from_pretrained`` with
+  no vocabulary resize, so every LM-head row, the padding past the tokenizer's length included (152,064 rows for
+  151,657 tokens in the 7B), takes part in the softmax; t2v-metrics asks for ``flash_attention_2``, t2ibench for
+  ``sdpa`` unless ``attn_implementation`` says otherwise): the checkpoint's chat template with one user turn (image,
   then text), template ``Does this image show "{}"?`` (v3.0; v3.1 changed it), rule ``first_token``: greedy
   ``generate`` of one token with ``output_scores``; the softmax over the vocabulary of that step's (processed) scores
   at the first token id of ``Yes``. Those scores are processed by the checkpoint's ``generation_config``: greedy
@@ -210,9 +213,16 @@ class ChatVLM:
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, family_name: str, where: str, revision: str | None = None, dtype: str = "bfloat16", device: str = "cpu"
+        cls,
+        family_name: str,
+        where: str,
+        revision: str | None = None,
+        dtype: str = "bfloat16",
+        device: str = "cpu",
+        attn_implementation: str = "sdpa",
     ) -> ChatVLM:
-        """Load a Qwen2-VL transformers checkpoint from a hub id (at ``revision``) or a local folder."""
+        """Load a Qwen2-VL transformers checkpoint from a hub id (at ``revision``) or a local folder, with
+        ``attn_implementation`` (t2v-metrics' preset asks for ``flash_attention_2``; sdpa is the default here)."""
         import torch
         import transformers
 
@@ -225,8 +235,18 @@ class ChatVLM:
             tokenizer = transformers.AutoTokenizer.from_pretrained(where, trust_remote_code=False, **kwargs)
             processor = getattr(transformers, processor_class).from_pretrained(where, **kwargs)
             model = getattr(transformers, model_class).from_pretrained(
-                where, dtype=getattr(torch, dtype), trust_remote_code=False, use_safetensors=True, **kwargs
+                where,
+                dtype=getattr(torch, dtype),
+                attn_implementation=attn_implementation,
+                trust_remote_code=False,
+                use_safetensors=True,
+                **kwargs,
             )
+        except ImportError as err:  # flash_attention_2 without the flash-attn package
+            raise T2IBenchError(
+                f"{family_name}: attn_implementation={attn_implementation!r} is not available here "
+                f"({str(err).splitlines()[0]}); use sdpa, or install flash-attn on a CUDA machine"
+            ) from None
         except OSError as err:
             raise T2IBenchError(
                 f"{family_name} model {where}@{revision or 'main'} is not available offline ({str(err).splitlines()[0]}); "

@@ -42,7 +42,9 @@ class VQAConfig:
     template: str | None = None  # null: the family's ('Does this figure show "{}"? Please answer yes or no.')
     answer: str | None = None  # null: "Yes"
     rule: str | None = None  # null: the family's (geometric for CLIP-FlanT5 / LLaVA, first_token for Qwen2-VL)
-    dtype: str | None = None  # null: bfloat16 on CUDA (the reference), float32 on CPU
+    dtype: str | None = None  # null: bfloat16 on CUDA (the reference, with its autocast), float32 on CPU
+    # qwen2_vl only: sdpa | flash_attention_2 (t2v-metrics' preset; needs flash-attn and a CUDA GPU) | eager
+    attn_implementation: str = "sdpa"
     python: str | None = option(None, runtime=True)  # backend t2v_metrics: an environment with t2v-metrics==3.0
     timeout: float = option(86400.0, runtime=True)  # backend t2v_metrics: seconds
     seed: int = 0  # the tiny stand-in's
@@ -61,6 +63,7 @@ def resolve_family(cfg: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = getattr(preset, key)
     if out.get("model") is None:
         out["model"] = preset.hub_default
+    out["attn_implementation"] = out.get("attn_implementation") or "sdpa"
     if name == "clip-flant5" and out["rule"] != "geometric":
         raise T2IBenchError("vqascore: the clip-flant5 family supports rule=geometric only")
     return out
@@ -70,6 +73,7 @@ def backend_key(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Everything that changes a VQAScore number."""
     cfg = resolve_family(cfg)
     keys = ("backend", "family", "model", "revision", "tokenizer", "template", "answer", "rule", "dtype")
+    keys += ("attn_implementation",) if cfg["family"] == "qwen2_vl" else ()
     return {k: cfg.get(k) for k in keys}
 
 
@@ -81,7 +85,8 @@ def load(cfg: Mapping[str, Any]) -> Any:
     cfg = resolve_family(cfg)
     device = resolve_device(cfg.get("device", "auto"))
     name = cfg.get("family") or "clip-flant5"
-    key = (name, cfg.get("model"), cfg.get("revision"), cfg.get("tokenizer"), cfg.get("dtype"), device)
+    attention = cfg.get("attn_implementation") or "sdpa"
+    key = (name, cfg.get("model"), cfg.get("revision"), cfg.get("tokenizer"), cfg.get("dtype"), attention, device)
     seed = int(cfg.get("seed", 0))
     dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
 
@@ -97,7 +102,7 @@ def load(cfg: Mapping[str, Any]) -> Any:
 
             if cfg.get("model") == "tiny":
                 return tiny_chat_vlm(name, seed).to(device)
-            return ChatVLM.from_pretrained(name, cfg["model"], cfg.get("revision"), dtype, device)
+            return ChatVLM.from_pretrained(name, cfg["model"], cfg.get("revision"), dtype, device, attention)
         from t2ibench.backbones.clip_flant5 import CLIPFlanT5, tiny_clip_flant5
 
         if cfg.get("model") == "tiny":
