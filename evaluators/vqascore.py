@@ -58,7 +58,10 @@ class VQAScoreEvaluator(Evaluator):
     def eval_config(self) -> dict[str, Any]:
         """The configuration with the family's resolved model, template, answer and rule."""
         resolved = resolve_family(self.cfg)
-        return {**super().eval_config(), **{k: resolved[k] for k in ("family", "model", "template", "answer", "rule")}}
+        return {
+            **super().eval_config(),
+            **{k: resolved[k] for k in ("family", "model", "template", "answer", "rule", "scorer_revision")},
+        }
 
     def required_weights(self) -> Requirements:
         return vqa_requirements(self.cfg)

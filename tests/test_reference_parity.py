@@ -421,6 +421,9 @@ def test_qwen2_vl_attention_implementation_is_an_option_and_part_of_the_score_ke
 
     key = vqa_backbone.backend_key(hub_cfg("qwen2_vl"))
     assert key["attn_implementation"] == "sdpa"
+    # the native scorer's revision is in the key: pair scores cached before its numbers changed are not reused
+    assert key["scorer_revision"] == vqa_backbone.SCORER_REVISION == 2
+    assert vqa_backbone.backend_key({**hub_cfg("qwen2_vl"), "backend": "t2v_metrics"})["scorer_revision"] is None
     flash = {**hub_cfg("qwen2_vl"), "attn_implementation": "flash_attention_2"}
     assert vqa_backbone.backend_key(flash) != key
     assert "attn_implementation" not in vqa_backbone.backend_key(hub_cfg("llava"))

@@ -29,6 +29,12 @@ from t2ibench.errors import T2IBenchError
 log = logging.getLogger(__name__)
 
 
+# Raised whenever the transformers backend's numbers change, so that cached pair scores and score files made before
+# are not reused under the same key. 2 (2026-12-07): CLIP-FlanT5 scores over the tokenizer's vocabulary, pad ids in
+# a text are masked (CLIP-FlanT5, LLaVA), as t2v-metrics does.
+SCORER_REVISION = 2
+
+
 @dataclass
 class VQAConfig:
     """A VQAScore configuration (the vqascore evaluator's, role bias's ``vqa``, ReBind's filter): null template, answer
@@ -64,6 +70,7 @@ def resolve_family(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if out.get("model") is None:
         out["model"] = preset.hub_default
     out["attn_implementation"] = out.get("attn_implementation") or "sdpa"
+    out["scorer_revision"] = SCORER_REVISION if out.get("backend", "transformers") == "transformers" else None
     if name == "clip-flant5" and out["rule"] != "geometric":
         raise T2IBenchError("vqascore: the clip-flant5 family supports rule=geometric only")
     return out
@@ -74,6 +81,7 @@ def backend_key(cfg: Mapping[str, Any]) -> dict[str, Any]:
     cfg = resolve_family(cfg)
     keys = ("backend", "family", "model", "revision", "tokenizer", "template", "answer", "rule", "dtype")
     keys += ("attn_implementation",) if cfg["family"] == "qwen2_vl" else ()
+    keys += ("scorer_revision",)
     return {k: cfg.get(k) for k in keys}
 
 
