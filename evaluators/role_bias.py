@@ -8,9 +8,13 @@ beta = U - M (the paper's sign: beta > 0 means the images show the reverse, usua
 official code stores M - U as "delta").
 Role questions (t2ibench's frozen set in the records' ``questions`` / ``questions_reverse``): with VQAScore
 (``role_questions: statements``, default) the parallel **statements** are scored (soft scores); with a yes/no VLM
-(``role_questions: yes_no``; the VLM under ``qa``: a family of :mod:`t2ibench.backbones.chat_vlm`, greedy, at most
-``max_new_tokens``) the **questions** are asked and a reply counts as yes when it starts with "yes" (any case), so
-category scores are accuracies. A category's score is the mean over its statements (or answers); the total is
+(``role_questions: yes_no``; the VLM under ``qa``, by default ReBind's: LLaVA-1.6, ``llava-hf/llava-v1.6-vicuna-7b-hf``
+through :mod:`t2ibench.backbones.llava_next`, greedy, 5 new tokens, as ``get_batch_response``; any family of
+:mod:`t2ibench.backbones.chat_vlm` can answer instead) the **questions** are asked and a reply counts as yes by
+``qa.answer_rule``: ``contains`` (ReBind's ``parse_yes_no``: "yes" anywhere in the lower-cased reply, so "eyes" and
+"No, yes" count) or ``starts_with`` (the reply starts with "yes", leading spaces and quotes ignored); category scores
+are accuracies. ReBind loads its LLaVA-1.6 8-bit (bitsandbytes) with flash attention on a GPU: t2ibench does not
+quantise (bfloat16 on CUDA, float32 on a CPU). A category's score is the mean over its statements (or answers); the total is
 sum_cat w_cat score_cat / sum_cat w_cat floored at 0.001; M uses the composition's statements, U its reverse's, on the
 same images; beta = U - M per category.
 
@@ -41,9 +45,18 @@ CATEGORIES = ("detection", "spatial", "orientation", "pose", "facial_expression"
 FLOOR = 0.001
 
 
-def yes_answer(reply: str) -> float:
-    """1.0 when a yes/no VLM's reply starts with "yes" (any case, leading spaces and quotes ignored), else 0.0."""
-    return 1.0 if reply.strip().strip("\"'").lower().startswith("yes") else 0.0
+ANSWER_RULES = ("contains", "starts_with")
+
+
+def yes_answer(reply: str, rule: str = "contains") -> float:
+    """1.0 when a yes/no VLM's reply counts as yes, else 0.0: ``contains`` (ReBind's ``parse_yes_no``) when "yes" is
+    anywhere in the lower-cased reply, ``starts_with`` when the reply starts with "yes" (any case, leading spaces and
+    quotes ignored)."""
+    if rule == "contains":
+        return 1.0 if "yes" in reply.lower() else 0.0
+    if rule == "starts_with":
+        return 1.0 if reply.strip().strip("\"'").lower().startswith("yes") else 0.0
+    raise T2IBenchError(f"role_bias.qa.answer_rule={rule!r}; valid: {', '.join(ANSWER_RULES)}")
 
 
 def weighted_total(scores: Mapping[str, float], weights: Mapping[str, float]) -> float:
@@ -75,12 +88,13 @@ def composition_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str])
 
 @dataclass
 class YesNoVLMConfig:
-    """The yes/no VLM of ``role_questions: yes_no`` (the paper used LLaVA-1.6-7B / InternVL2-8B)."""
+    """The yes/no VLM of ``role_questions: yes_no``: ReBind's LLaVA-1.6 (llava_utils.get_model, get_batch_response)."""
 
-    family: str = "llava"
-    model: str = stand_in("vqa", "liuhaotian/llava-v1.5-7b")
+    family: str = "llava_next"  # llava_next (ReBind's) | llava | qwen2_vl | clip-flant5
+    model: str = stand_in("vqa", "llava-hf/llava-v1.6-vicuna-7b-hf")  # null: the family's checkpoint
     revision: str = "main"
-    max_new_tokens: int = 8
+    max_new_tokens: int = 5  # ReBind's
+    answer_rule: str = "contains"  # contains (ReBind's parse_yes_no) | starts_with
     dtype: str | None = None
     seed: int = 0
     device: str = option("auto", runtime=True)
@@ -118,6 +132,9 @@ class RoleBiasEvaluator(Evaluator):
     def _vqa(self) -> dict[str, Any]:
         return dict(self.cfg["vqa"] or {})
 
+    def _qa(self) -> dict[str, Any]:
+        return {"family": "llava_next", **dict(self.cfg["qa"] or {})}
+
     def eval_config(self) -> dict[str, Any]:
         """The configuration with the VQA family's resolved model, template, answer and rule."""
         runtime = keys_with(VQAConfig, "runtime")  # python, timeout, batch_size, device: no number changes
@@ -127,7 +144,7 @@ class RoleBiasEvaluator(Evaluator):
     def required_weights(self) -> Requirements:
         needs = vqa_requirements(self._vqa())
         if self.cfg["role_questions"] == "yes_no":
-            needs.extend(vqa_requirements({"family": "llava", **dict(self.cfg["qa"] or {})}))
+            needs.extend(vqa_requirements(self._qa()))
         return needs
 
     def backbones(self) -> dict[str, str]:
@@ -150,7 +167,7 @@ class RoleBiasEvaluator(Evaluator):
                 strict=True,
             )
         )
-        qa = resolve_family({"family": "llava", **dict(self.cfg["qa"] or {})})
+        qa = resolve_family(self._qa())
         model = vqa_backbone.load(qa)
         by_record: dict[int, list[int]] = {}
         for k, (i, column, _) in enumerate(pairs):
@@ -159,8 +176,8 @@ class RoleBiasEvaluator(Evaluator):
         for i, ks in by_record.items():
             image = store.load_image(records[i])
             for k in ks:
-                reply = model.generate([image], pairs[k][2], int(qa.get("max_new_tokens", 8)))[0]
-                values[k] = yes_answer(reply)
+                reply = model.generate([image], pairs[k][2], int(qa.get("max_new_tokens", 5)))[0]
+                values[k] = yes_answer(reply, qa.get("answer_rule", "contains"))
         return [values[k] for k in range(len(pairs))]
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -281,7 +281,12 @@ def test_role_bias_yes_no_questions_are_accuracies(tmp_path, monkeypatch):
             sum(q == own[category]["questions"][0] for q in reverse) / len(reverse)
         )
     assert row["spatial_U"] == 0.0 and row["ita_M"] == 0.5  # ITA stays VQAScore
-    assert rb.yes_answer("YES.") == 1.0 and rb.yes_answer("No, yes") == 0.0
+    # ReBind's parse_yes_no ("yes" anywhere, lower-cased) by default; the stricter rule on request
+    assert rb.yes_answer("YES.") == 1.0 and rb.yes_answer("No, yes") == 1.0 and rb.yes_answer(" eyes") == 1.0
+    assert rb.yes_answer("No, yes", "starts_with") == 0.0 and rb.yes_answer(' "Yes," it is.', "starts_with") == 1.0
+    assert rb.yes_answer("no") == rb.yes_answer("", "starts_with") == 0.0
+    with pytest.raises(T2IBenchError, match="answer_rule='first'; valid: contains, starts_with"):
+        rb.yes_answer("yes", "first")
     with pytest.raises(T2IBenchError, match="valid: statements, yes_no"):
         EVALUATORS.get("role_bias")({"vqa": VQA, "role_questions": "maybe"}).evaluate(_store(tmp_path / "y", prompts))
 
@@ -332,3 +337,26 @@ def test_alignment_evaluators_run_from_the_config(evaluators, compose_cfg):
         "[bertscore]": {"bertscore_recall"},
     }[evaluators]
     assert expected <= columns
+
+
+def test_role_bias_yes_no_runs_rebinds_llava_next_on_the_tiny_stand_in(tmp_path):
+    """The default yes/no VLM is ReBind's LLaVA-1.6 (llava_next, 5 new tokens, parse_yes_no); on the tiny stand-in the
+    whole path runs: the questions are asked of the real LlavaNextForConditionalGeneration class, the replies parsed."""
+    from t2ibench.backbones import vqa
+    from t2ibench.evaluators.role_bias import RoleBiasConfig
+
+    qa = RoleBiasConfig().qa
+    assert (qa.family, qa.max_new_tokens, qa.answer_rule) == ("llava_next", 5, "contains")
+    assert qa.model == "llava-hf/llava-v1.6-vicuna-7b-hf"
+    model = vqa.load({"family": "llava_next", "model": "tiny", "device": "cpu"})
+    from PIL import Image
+
+    replies = model.generate([Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (30, 40))], "Is it red?", 5)
+    assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+    assert model.prompt("Is it red?") == "USER: <image>\nIs it red? ASSISTANT:"
+    with pytest.raises(T2IBenchError, match="llava_next is a yes/no VLM"):
+        model.answer_probability([], [])
+    prompts = [p for p in benchmarks.load("rolebench") if p.metadata["relation"] == "chasing"][:1]
+    evaluator = EVALUATORS.get("role_bias")({"vqa": VQA, "role_questions": "yes_no", "qa": {"model": "tiny"}})
+    row = evaluator.evaluate(_store(tmp_path, prompts)).iloc[0]
+    assert 0.0 <= row["spatial_M"] <= 1.0 and 0.001 <= row["total_U"] <= 1.0

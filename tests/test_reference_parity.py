@@ -322,6 +322,26 @@ def test_fid_conventions_and_implementations_differ_by_the_documented_amounts():
     assert ref["torchmetrics"]["fid_torchmetrics"] != pytest.approx(tf["fid_torch_fidelity"], rel=1e-3)
 
 
+# -- ReBind's yes/no VLM: LLaVA-1.6 -------------------------------------------------------------------------------------
+def test_llava_next_replies_equal_rebinds_get_batch_response(hub_cache):
+    """llava-hf/llava-v1.6-vicuna-7b-hf's layout (float16 safetensors shards, <image> and <pad> added, 640 rows, anyres
+    tiles by its image_grid_pinpoints), by hub id: t2ibench's prompt and replies equal what ReBind's own
+    get_batch_response produced in the reference environment, for square, wide, tall and large images, and the
+    default answer rule decides as ReBind's parse_yes_no."""
+    from t2ibench.evaluators.role_bias import yes_answer
+
+    ref = fixture("llava_next", "replies.json")
+    model = vqa_backbone.load(
+        {"family": "llava_next", "model": "llava-hf/llava-v1.6-vicuna-7b-hf", "dtype": "float32", "device": "cpu"}
+    )
+    assert model.prompt(ref["questions"][0]) == ref["prompt"]
+    for picture, replies, parsed in zip(images(ref["images"]), ref["replies"], ref["parse_yes_no"], strict=True):
+        for question, reply, decision in zip(ref["questions"], replies, parsed, strict=True):
+            assert model.generate([picture], question, 5) == [reply]
+            assert yes_answer(reply) == (1.0 if decision == "yes" else 0.0)
+    assert {d for row in ref["parse_yes_no"] for d in row} == {"yes", "unknown"}  # both outcomes occur
+
+
 # -- VQAScore: Qwen2-VL ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("batch_size", [3, 1])
 def test_qwen2_vl_vqascore_equals_t2v_metrics(hub_cache, batch_size):

@@ -1,6 +1,8 @@
 """Record the reference side of the evaluator parity tests (``tests/test_reference_parity.py``) into
-``tests/fixtures/reference/``: tiny checkpoints (manifest + seed, see ``checkpoints.py``), inputs, and the numbers the
-reference packages give on them, with the packages' versions.
+``tests/fixtures/reference/``: tiny checkpoints, inputs, and the numbers the reference packages give on them, with the
+packages' versions. The VLM checkpoints (``hub/``) are saved by the reference classes' own ``save_pretrained`` in the
+file formats of their hub repositories and loaded by hub id from an offline cache (see the "hub-shaped" section); the
+others are a manifest plus a seed (``checkpoints.py``).
 
 Run it in its own environment, never in the project's (README, "Evaluator parity"):
 
@@ -10,10 +12,12 @@ Run it in its own environment, never in the project's (README, "Evaluator parity
         torch-fidelity==0.4.0 clean-fid==0.1.35 torchmetrics==1.9.0 bert-score==0.3.13 openai-clip==1.0.1 \
         "setuptools<81" scipy safetensors accelerate
     /tmp/refvenv/bin/pip install --no-deps t2v-metrics==3.0
-    /tmp/refvenv/bin/python tests/reference/make_fixtures.py [--only clip_flant5,llava,qwen2_vl,bertscore,fid,clip]
+    /tmp/refvenv/bin/python tests/reference/make_fixtures.py --rebind <ReBind@19ea3fa checkout> \
+        [--only clip_flant5,llava,qwen2_vl,llava_next,bertscore,fid,clip]
 
 What runs is the reference code itself, unchanged: t2v-metrics' ``CLIPT5Model`` / ``LLaVAModel`` / ``Qwen2VLModel`` (their
-``load_model`` on the tiny folders and their ``forward``), bert-score's ``BERTScorer``, openai/CLIP's ``clip.load``
+``load_model`` on their own model entries and their ``forward``), ReBind's ``get_batch_response`` and ``parse_yes_no``
+(its LLaVA-1.6 loaded as ``get_model`` loads it, in float32 with sdpa), bert-score's ``BERTScorer``, openai/CLIP's ``clip.load``
 and preprocessing, torch-fidelity's ``FeatureExtractorInceptionV3`` and
 clean-fid's resize, feature loop and ``frechet_distance``. Two things around it are ours and documented:
 * ``import t2v_metrics`` needs ffmpeg and imports every wrapper of the package (LLaVA-NeXT, decord, ...); the package
@@ -21,7 +25,8 @@ clean-fid's resize, feature loop and ``frechet_distance``. Two things around it 
   ``decord`` (imported at the top of the Qwen wrapper for videos only) is given an empty module.
 * t2v-metrics casts CLIP-FlanT5 and LLaVA-1.5 to bfloat16 and loads Qwen2-VL in bfloat16 with flash-attention; the
   parity run casts the loaded model to float32 (and uses sdpa attention), because the comparison is of the scoring
-  path, not of bf16 rounding (for LLaVA the bf16-rounded RoPE frequencies are restored too). t2ibench's dtype default on CUDA stays bfloat16, as the reference.
+  path, not of bf16 rounding (for LLaVA the bf16-rounded RoPE frequencies are restored too); CLIP-FlanT5 and LLaVA are
+  also run as shipped (bfloat16 on the CPU), which fails, and Qwen2-VL in bfloat16 (sdpa), recorded beside.
 """
 
 from __future__ import annotations
@@ -611,6 +616,148 @@ def llava(images: list[Path]) -> None:
     print("llava:", np.round(np.array(scores), 5).tolist(), "as shipped on CPU:", as_shipped)
 
 
+# -- LLaVA-1.6 (ReBind's yes/no role questions) ------------------------------------------------------------------------
+# ReBind@19ea3fa answers its role questions with llava-hf/llava-v1.6-vicuna-7b-hf (modeling/utils/llava_utils.py:
+# get_model, get_batch_response; eval/eval_utils.py: parse_yes_no). Its chat template, written after the llava-hf
+# vicuna templates: "USER: <image>\n{text} ASSISTANT:" (images first, then the texts, each followed by a space).
+LLAVA_NEXT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'][0]['text'] }}"
+    "{% else %}{{ message['role'].upper() + ': '}}{% endif %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}"
+    "{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+ROLE_QUESTIONS = [
+    "Is the cat chasing the mouse?",
+    "Is the mouse  in front of the cat? Answer yes or no.",
+    "Does the image show a horse riding an astronaut?",
+]
+
+
+def rebind_module(rebind: Path, path: str) -> types.ModuleType:
+    """One module of a ReBind checkout, imported from its file (its imports: transformers, PIL, tqdm, torch)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rebind_" + Path(path).stem, rebind / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def llava_next(images: list[Path], rebind: Path) -> None:
+    import torch
+    import transformers as tf
+
+    out = FIXTURES / "llava_next"
+    repo = "llava-hf/llava-v1.6-vicuna-7b-hf"
+    folder = new_revision(repo)
+    train_llama_tokenizer(folder)
+    # the llava-hf conversions add <image> and <pad> to the Llama tokenizer (32000, 32001), padded to 32064 rows
+    tokenizer = tf.LlamaTokenizerFast.from_pretrained(str(folder), from_slow=True, legacy=False)
+    tokenizer.add_tokens(["<image>"], special_tokens=True)
+    tokenizer.add_special_tokens({"pad_token": "<pad>"})
+    tokenizer.padding_side = "left"
+    grid = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+    image_processor = tf.LlavaNextImageProcessor(
+        size={"shortest_edge": 336},
+        crop_size={"height": 336, "width": 336},
+        image_grid_pinpoints=grid,
+        image_mean=checkpoints.OPENAI_CLIP_MEAN,
+        image_std=checkpoints.OPENAI_CLIP_STD,
+        resample=3,
+        do_pad=True,
+    )
+    processor = tf.LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # the tower's CLS token, as the llava-hf processor_config.json files say
+        chat_template=LLAVA_NEXT_TEMPLATE,
+    )
+    processor.save_pretrained(str(folder))
+    config = tf.LlavaNextConfig(
+        text_config={
+            "model_type": "llama",
+            "vocab_size": (len(tokenizer) + 63) // 64 * 64,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 4096,
+            "rms_norm_eps": 1e-5,
+            "pad_token_id": tokenizer.pad_token_id,
+            "tie_word_embeddings": False,
+        },
+        vision_config={
+            "model_type": "clip_vision_model",
+            "image_size": 336,
+            "patch_size": 14,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "hidden_act": "quick_gelu",
+            "projection_dim": 32,
+        },
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=grid,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+        projector_hidden_act="gelu",
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = tf.LlavaNextForConditionalGeneration(config)
+    checkpoints.seed_module(model, 33, {"lm_head.weight": 4.0})
+    # a random model that often says yes or no: the answer words' head rows scaled up (so the replies and their
+    # parsing vary with the image and the question)
+    answer_ids = [
+        i
+        for word in ("▁Yes", "▁No", "▁yes", "▁no", "Yes", "No")
+        if (i := tokenizer.convert_tokens_to_ids(word)) != tokenizer.unk_token_id
+    ]
+    with torch.no_grad():
+        model.get_output_embeddings().weight[answer_ids] *= 1.7
+    model.to(torch.float16)  # the llava-hf checkpoints are float16 safetensors shards
+    model.save_pretrained(folder, safe_serialization=True, max_shard_size="150KB")
+    refresh_cache()
+
+    llava_utils = rebind_module(rebind, "rebind/modeling/utils/llava_utils.py")
+    eval_utils = rebind_module(rebind, "rebind/eval/eval_utils.py")
+    # get_model(repo, quantization=True) loads bfloat16, 8-bit (bitsandbytes) and flash_attention_2, none of which runs
+    # on a CPU: the same classes from the same repo id, float32 and sdpa; then get_batch_response unchanged
+    ref_processor = tf.LlavaNextProcessor.from_pretrained(repo)
+    ref_model = tf.LlavaNextForConditionalGeneration.from_pretrained(
+        repo, torch_dtype=torch.float32, attn_implementation="sdpa"
+    )
+    replies = [
+        [llava_utils.get_batch_response(ref_model, ref_processor, [str(p)], q)[0] for q in ROLE_QUESTIONS]
+        for p in images
+    ]
+    parsed = [[eval_utils.parse_yes_no(r) for r in row] for row in replies]
+    prompt = ref_processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "text", "text": ROLE_QUESTIONS[0]}, {"type": "image"}]}],
+        add_generation_prompt=True,
+    )
+    write_json(
+        out / "replies.json",
+        {
+            "images": [p.name for p in images],
+            "questions": ROLE_QUESTIONS,
+            "prompt": prompt,
+            "replies": replies,
+            "parse_yes_no": parsed,
+            "reference": "ReBind@19ea3fa llava_utils.get_batch_response (max_new_tokens 5, split at 'ASSISTANT:') and "
+            "eval_utils.parse_yes_no, unchanged, on the llava-hf/llava-v1.6-vicuna-7b-hf entry of the offline hub "
+            "cache, loaded float32 with sdpa (get_model's bfloat16, 8-bit and flash_attention_2 need CUDA)",
+            "versions": versions("torch", "transformers", "tokenizers", "sentencepiece"),
+        },
+    )
+    print("llava_next:", replies, parsed)
+
+
 # -- BERTScore ---------------------------------------------------------------------------------------------------------
 BERT_CANDIDATES = [
     "a cat is chasing a mouse across the kitchen floor",
@@ -951,8 +1098,13 @@ def fid(_images: list[Path]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="clip_flant5,llava,qwen2_vl,bertscore,fid,clip")
+    parser.add_argument("--only", default="clip_flant5,llava,qwen2_vl,llava_next,bertscore,fid,clip")
+    parser.add_argument(
+        "--rebind", type=Path, help="a checkout of sinamalakouti/ReBind@19ea3fa (for llava_next: its LLaVA-1.6 QA code)"
+    )
     args = parser.parse_args()
+    if "llava_next" in args.only.split(",") and not args.rebind:
+        parser.error("llava_next runs ReBind's own QA code: give --rebind <checkout of sinamalakouti/ReBind@19ea3fa>")
     # the VLM families load their checkpoints by hub id from an offline cache of tests/fixtures/reference/hub; set
     # before transformers is imported (4.49 reads its cache folder at import)
     os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_CACHE=tempfile.mkdtemp(prefix="refhub-"))
@@ -963,6 +1115,7 @@ def main() -> None:
         "clip_flant5": clip_flant5,
         "llava": llava,
         "qwen2_vl": qwen2_vl,
+        "llava_next": lambda images: llava_next(images, args.rebind),
         "bertscore": bertscore,
         "fid": fid,
         "clip": clip_reference,

@@ -3,7 +3,8 @@
 * :mod:`~t2ibench.backbones.clip`: CLIP (CLIP score, WinoAlign, DevRat, Q16) - ``load(name, revision, device, seed,
   projection_dim)``;
 * :mod:`~t2ibench.backbones.vqa`: the VQA families (VQAScore, role bias, BERTScore's captioner, ReBind's filter) -
-  ``load(cfg)``, built on :mod:`~t2ibench.backbones.clip_flant5` and :mod:`~t2ibench.backbones.chat_vlm`;
+  ``load(cfg)``, built on :mod:`~t2ibench.backbones.clip_flant5`, :mod:`~t2ibench.backbones.llava15`,
+  :mod:`~t2ibench.backbones.chat_vlm` and :mod:`~t2ibench.backbones.llava_next` (ReBind's yes/no VLM);
 * :mod:`~t2ibench.backbones.bert`: BERTScore's encoders - ``load(model, num_layers, batch_size)``;
 * :mod:`~t2ibench.backbones.parser`: spaCy English parsers (SynGen, Attend-and-Excite, SepEn) - ``load(name)``.
 

@@ -69,6 +69,14 @@ FAMILIES: dict[str, Family] = {
     "qwen2_vl": Family(
         'Does this image show "{}"?', "Yes", "first_token", "<|image_pad|>", "Qwen/Qwen2-VL-7B-Instruct"
     ),
+    # a yes/no VLM only (ReBind's role questions, role_bias.qa): it answers, it is not scored for P(Yes)
+    "llava_next": Family(
+        'Does this figure show "{}"? Please answer yes or no.',
+        "Yes",
+        "yes_no",
+        "<image>",
+        "llava-hf/llava-v1.6-vicuna-7b-hf",
+    ),
 }
 
 

@@ -99,6 +99,12 @@ def load(cfg: Mapping[str, Any]) -> Any:
     dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
 
     def build() -> Any:
+        if name == "llava_next":
+            from t2ibench.backbones.llava_next import LLaVANext, tiny_llava_next
+
+            if cfg.get("model") == "tiny":
+                return tiny_llava_next(seed).to(device)
+            return LLaVANext.from_pretrained(cfg["model"], cfg.get("revision"), dtype, device)
         if name == "llava":
             from t2ibench.backbones.llava15 import LLaVA15, tiny_llava15
 
