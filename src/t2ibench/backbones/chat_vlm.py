@@ -86,7 +86,21 @@ def family(name: str) -> Family:
     return FAMILIES[name]
 
 
-class ChatVLM:
+class ModelVLM:
+    """A VLM held as one transformers model (``self.model``): its device and moving it."""
+
+    model: Any
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str, dtype: Any = None) -> Any:
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+
+class ChatVLM(ModelVLM):
     """A Qwen2-VL chat model with its tokenizer and (PIL) image processor."""
 
     def __init__(self, model: Any, tokenizer: Any, image_processor: Any, family_name: str = "qwen2_vl"):
@@ -94,14 +108,6 @@ class ChatVLM:
             raise T2IBenchError(f"ChatVLM is the qwen2_vl family's model, not {family_name!r}")
         self.model, self.tokenizer, self.image_processor = model.eval(), tokenizer, image_processor
         self.family = family_name
-
-    @property
-    def device(self) -> Any:
-        return next(self.model.parameters()).device
-
-    def to(self, device: str, dtype: Any = None) -> ChatVLM:
-        self.model.to(device=device, dtype=dtype)
-        return self
 
     # -- inputs ---------------------------------------------------------------------------------
     def _vision(self, images: list[Any]) -> tuple[dict[str, Any], list[int]]:

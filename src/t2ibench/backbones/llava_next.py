@@ -23,26 +23,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from t2ibench.backbones.chat_vlm import ModelVLM
 from t2ibench.errors import T2IBenchError
 
-HUB_DEFAULT = "llava-hf/llava-v1.6-vicuna-7b-hf"  # ReBind's eval_mllm.py
 
-
-class LLaVANext:
+class LLaVANext(ModelVLM):
     """A LLaVA-1.6 yes/no VLM (see the module docstring)."""
 
     family = "llava_next"
 
     def __init__(self, model: Any, processor: Any):
         self.model, self.processor = model.eval(), processor
-
-    @property
-    def device(self) -> Any:
-        return next(self.model.parameters()).device
-
-    def to(self, device: str, dtype: Any = None) -> LLaVANext:
-        self.model.to(device=device, dtype=dtype)
-        return self
 
     def prompt(self, question: str) -> str:
         """The chat prompt of one user turn (the question, then the image) with the generation prompt."""
