@@ -15,8 +15,11 @@ Seeds, the prompt subset and the batch size are not in it: images are keyed by p
 and the batch size is recorded per image.
 
 Writes are atomic (temporary file + rename). ``samples.jsonl`` is appended one whole line at a time; a
-line cut by a kill is dropped on reading. An image counts as done when its PNG exists **and** its record
-is in ``samples.jsonl``; re-runs skip done images and already-scored rows.
+line cut by a kill is dropped on reading. An image counts as done when its PNG exists, its record is in
+``samples.jsonl`` **and** the PNG's sha256 is the one its record holds; re-runs skip done images and already-scored
+rows. Damage is repaired, never used: a PNG whose bytes differ from its record (truncated, overwritten) is made again
+(and scored again when its bytes change); a record line that is not a sample record (unreadable, ``{}``) is moved to
+``samples.rejected.jsonl`` (kept, not lost) and its image made again. :attr:`RunStore.repairs` lists what was found.
 """
 
 from __future__ import annotations
@@ -52,12 +55,26 @@ def shard_label(index: int, count: int) -> str | None:
     return None if count <= 1 else f"shard-{index}-of-{count}"
 
 
+def _record_key(line: bytes) -> tuple[str, int] | None:
+    """(prompt id, seed) of a sample record line, or None when the line is not one."""
+    try:
+        record = json.loads(line)
+        key = (str(record["prompt"]["id"]), int(record["seed"]))
+        if not isinstance(record.get("image"), str):
+            return None
+        return key
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 class RunStore:
     """Images, sample records and score rows of one cell (see the module docstring)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._records: dict[tuple[str, int], dict[str, Any]] | None = None
+        self._intact: dict[tuple[str, int, str], bool] = {}
+        self.repairs: list[str] = []  # what this process found damaged and set aside or made again
 
     # -- creation -------------------------------------------------------------------------------
     @classmethod
@@ -110,32 +127,72 @@ class RunStore:
     def image_path(self, prompt_id: str, seed: int) -> Path:
         return self.path / self.image_relpath(prompt_id, seed)
 
+    @property
+    def rejected_path(self) -> Path:
+        return self.path / "samples.rejected.jsonl"
+
     def records(self) -> dict[tuple[str, int], dict[str, Any]]:
-        """Sample records by (prompt_id, seed); the last line wins, a cut last line is dropped."""
+        """Sample records by (prompt_id, seed); the last line wins. A last line cut by a kill is dropped; a line that
+        is not a sample record is moved to ``samples.rejected.jsonl`` (see the module docstring)."""
         if self._records is None:
             self._records = {}
-            if self.samples_path.exists():
-                raw = self.samples_path.read_bytes()
-                lines = raw.split(b"\n")
-                if not raw.endswith(b"\n") and lines[-1]:
-                    log.warning("%s: dropping a last line cut by an interrupted write", self.samples_path)
-                for line in lines[:-1]:
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        log.warning("%s: skipping an unreadable line", self.samples_path)
-                        continue
-                    self._records[(record["prompt"]["id"], int(record["seed"]))] = record
-                if not raw.endswith(b"\n") and lines[-1]:
-                    atomic_write_bytes(self.samples_path, b"\n".join(lines[:-1]) + b"\n" if len(lines) > 1 else b"")
+            if self.samples_path.exists() and not self._read_records(rewrite=False):
+                with file_lock(self.path / ".samples.lock"):  # re-read and mend under the lock
+                    self._records = {}
+                    self._read_records(rewrite=True)
         return self._records
+
+    def _read_records(self, rewrite: bool) -> bool:
+        """Parse samples.jsonl into ``self._records``; False when it needs mending (and ``rewrite`` is off)."""
+        raw = self.samples_path.read_bytes() if self.samples_path.exists() else b""
+        lines = raw.split(b"\n")
+        cut = not raw.endswith(b"\n") and bool(lines[-1])
+        kept, rejected = [], []
+        for number, line in enumerate(lines[:-1], start=1):
+            if not line.strip():
+                continue
+            key = _record_key(line)
+            if key is None:
+                rejected.append((number, line))
+                continue
+            kept.append(line)
+            self._records[key] = json.loads(line)
+        if not (cut or rejected):
+            return True
+        if not rewrite:
+            return False
+        if cut:
+            log.warning("%s: dropping a last line cut by an interrupted write", self.samples_path)
+        self.repairs += [f"{self.samples_path.name}:{n}: not a sample record, set aside" for n, _ in rejected]
+        if rejected:
+            log.warning(
+                "%s: %d line(s) that are not sample records moved to %s; their images will be made again",
+                self.samples_path,
+                len(rejected),
+                self.rejected_path.name,
+            )
+            append_lines(self.rejected_path, [line.decode("utf-8", "replace") for _, line in rejected])
+        atomic_write_bytes(self.samples_path, b"".join(line + b"\n" for line in kept))
+        return True
+
+    def image_intact(self, record: Mapping[str, Any]) -> bool:
+        """Whether the record's PNG exists and has the sha256 the record holds (checked once per process)."""
+        import hashlib
+
+        key = (record["prompt"]["id"], int(record["seed"]), str(record.get("image_sha256")))
+        if key not in self._intact:
+            path = self.path / record["image"]
+            intact = path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == record.get("image_sha256")
+            if path.is_file() and not intact:
+                log.warning("%s: its bytes differ from its record (damaged); it will be made again", path)
+                self.repairs.append(f"{record['image']}: damaged (sha256 differs from its record), made again")
+            self._intact[key] = intact
+        return self._intact[key]
 
     def is_done(self, prompt: Prompt, seed: int) -> bool:
         """True when the image and its record exist (and the record is for the same prompt text)."""
         record = self.records().get((prompt.id, int(seed)))
-        if record is None or not self.image_path(prompt.id, seed).exists():
+        if record is None or not self.image_intact(record):
             return False
         stored = record["prompt"]
         overrides = (
@@ -195,6 +252,7 @@ class RunStore:
         known = self.records()
         for record in records:
             known[(record["prompt"]["id"], record["seed"])] = record
+            self._intact[(record["prompt"]["id"], record["seed"], record["image_sha256"])] = True
         return records
 
     def samples(self, keys: Iterable[tuple[str, int]] | None = None) -> list[dict[str, Any]]:

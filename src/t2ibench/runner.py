@@ -229,18 +229,20 @@ def run_cell(cfg: Mapping[str, Any], tables: bool = True) -> dict[str, Any]:
         "table": table,
         "metrics": metrics,
         "stand_in": plan.stand_in,
+        "repaired": list(store.repairs),
     }
     shown = list(metrics.items())
     text = ", ".join(f"{c}={fmt_number(v)}" for c, v in shown[:6]) + (
         f" (+{len(shown) - 6} more)" if len(shown) > 6 else ""
     )
     log.info(
-        "done %s%s: %d images (%d generated, %d scored) in %.1fs; %s; tables in %s",
+        "done %s%s: %d images (%d generated, %d scored%s) in %.1fs; %s; tables in %s",
         summary["cell"],
         " (tiny stand-in: the numbers check the pipeline only)" if plan.stand_in else "",
         len(items),
         generated,
         scored,
+        f", {len(store.repairs)} damaged file(s) repaired" if store.repairs else "",
         summary["seconds"],
         text or "no metrics",
         plan.results_dir,
