@@ -71,6 +71,8 @@ def read_prompt_rows(path: Path, fmt: str, column: str) -> list[tuple[int, str, 
         text = record[column]
         if not isinstance(text, str) or not text.strip():
             raise T2IBenchError(f"{path}:{line}: empty or non-text prompt in column {column!r}")
+        if "\x00" in text:  # a JSON \u0000: it would reach the tokenizer
+            raise T2IBenchError(f"{path}:{line}: a NUL character (\\x00) in the prompt of column {column!r}")
         out.append((line, text, {k: v for k, v in record.items() if k != column}))
     return out
 

@@ -176,7 +176,9 @@ def test_vqascore_family_presets_are_resolved_and_recorded(tmp_path):
     store = _store(tmp_path, benchmarks.load("tiny", n=2))
     rows = evaluator.evaluate(store)
     assert len(rows) == 2 and all(0 < v < 1 for v in rows["vqascore"])
-    with pytest.raises(T2IBenchError, match="unknown VLM family 'blip'; valid: clip-flant5, llava, llava_next, qwen2_vl"):
+    with pytest.raises(
+        T2IBenchError, match="unknown VLM family 'blip'; valid: clip-flant5, llava, llava_next, qwen2_vl"
+    ):
         resolve_family({**cfg, "family": "blip"})
 
 

@@ -43,6 +43,8 @@ def test_prompt_file_formats(tmp_path):
         ("broken.jsonl", b'{"prompt": "a cat"}\n{"prompt": "a dog"\n', r"broken.jsonl:2: invalid JSON"),
         ("dup.csv", b"prompt,id\na cat,x\na dog,x\n", r"dup.csv:3: duplicate id 'x'"),
         ("badid.csv", b"prompt,id\na cat,a/b\n", r"badid.csv:2: prompt id 'a/b' must match"),
+        ("nul.txt", b"a cat\na d\x00og\n", r"nul.txt:2: a NUL character"),
+        ("nul.jsonl", b'{"prompt": "a cat"}\n{"prompt": "a \\u0000dog"}\n', r"nul.jsonl:2: .*NUL"),
     ],
 )
 def test_malformed_prompt_files_name_file_and_line(tmp_path, name, content, message):
@@ -50,6 +52,25 @@ def test_malformed_prompt_files_name_file_and_line(tmp_path, name, content, mess
     path.write_bytes(content)
     with pytest.raises(T2IBenchError, match=message):
         benchmarks.load("prompt_file", path=str(path))
+
+
+def test_lines_end_at_newline_only(tmp_path):
+    """A TXT or JSONL prompt file is split at \\n (and \\r\\n) alone: form feed, U+2028 and U+0085 are characters of
+    a prompt (str.splitlines would split there, shifting every later id), and valid JSON lines holding a raw U+2028
+    are read as they are."""
+    txt = tmp_path / "odd.txt"
+    txt.write_bytes("a red\x0ccube\r\na blue\u2028ball\nan orange\x85fish\n".encode())
+    assert [(p.id, p.text) for p in benchmarks.load("prompt_file", path=str(txt))] == [
+        ("odd-1", "a red\x0ccube"),
+        ("odd-2", "a blue\u2028ball"),
+        ("odd-3", "an orange\x85fish"),
+    ]
+    lines = tmp_path / "odd.jsonl"
+    lines.write_bytes('{"prompt": "a frog\u2028on a log"}\n{"prompt": "a bird", "id": "b"}\n'.encode())
+    assert [(p.id, p.text) for p in benchmarks.load("prompt_file", path=str(lines))] == [
+        ("odd-1", "a frog\u2028on a log"),
+        ("b", "a bird"),
+    ]
 
 
 def test_missing_prompt_file_and_unknown_format(tmp_path):

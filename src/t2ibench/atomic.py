@@ -18,12 +18,27 @@ TMP_PREFIX = ".tmp-"
 _HOST = "".join(c if c.isalnum() else "_" for c in os.uname().nodename)[:40]
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status``; elsewhere set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, creating parent folders."""
+    """Write ``data`` to ``path`` atomically, creating parent folders. The file gets the permissions ``open()`` would
+    give it (0666 less the umask), not the temporary file's private 0600, so a group's shared folder stays readable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{_HOST}~{os.getpid()}-", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -146,16 +146,29 @@ def _decode(path: Path, data: bytes) -> str:
 
 
 def read_text(path: str | Path) -> str:
-    """A file's UTF-8 text (a BOM is dropped); bad bytes are reported with their line."""
+    """A file's UTF-8 text (a BOM is dropped); bad bytes and NUL characters are reported with their line."""
     path = Path(path)
-    return _decode(path, path.read_bytes()).removeprefix("\ufeff")
+    text = _decode(path, path.read_bytes()).removeprefix("\ufeff")
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise T2IBenchError(f"{path}:{line}: a NUL character (\\x00); a text file holds none")
+    return text
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of ``text`` split at ``\\n`` (and ``\\r\\n``) only: not at form feed, U+2028, U+0085 or the other
+    separators ``str.splitlines`` also splits at, which are characters of a prompt, not line ends."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def read_lines(path: str | Path) -> list[tuple[int, str]]:
     """(line number, stripped text) of every line of a one-item-per-line file; blank lines are errors,
     except at the very end."""
     path = Path(path)
-    lines = read_text(path).splitlines()
+    lines = text_lines(read_text(path))
     while lines and not lines[-1].strip():
         lines.pop()
     out = []
@@ -198,7 +211,7 @@ def read_csv_rows(path: str | Path, required: Sequence[str]) -> Iterator[tuple[i
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) of every non-blank line of a JSON-lines file."""
     path = Path(path)
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(text_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         try:
