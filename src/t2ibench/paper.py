@@ -293,7 +293,7 @@ def write_leaderboard(results_root: str | Path) -> Path | None:
     """``results/leaderboard.md``: per (benchmark, metric), the rows of every real experiment ranked best first."""
     import pandas as pd
 
-    from t2ibench.tables import metric_spec
+    from t2ibench.tables import metric_columns, metric_spec
 
     results_root = Path(results_root)
     frames = []
@@ -317,12 +317,10 @@ def write_leaderboard(results_root: str | Path) -> Path | None:
         "never ranked. Rebuilt after every run from `results/*/table.csv`.",
         "",
     ]
-    skip = ("_ci_low", "_ci_high", "_n")
     for frame in frames:
         frame["benchmark"] = frame["benchmark"].astype(str)
     every = pd.concat(frames, ignore_index=True)
-    keys = {"model", "method", "benchmark", "images", "config", "experiment", "stand_in"}
-    metrics = sorted(c for c in every.columns if c not in keys and not c.endswith(skip))
+    metrics = sorted(metric_columns(every.columns))
     for benchmark in sorted(every["benchmark"].unique()):
         part = every[every["benchmark"] == benchmark]
         for metric in metrics:

@@ -12,7 +12,7 @@ the cell's images and tables go, and whether it is a stand-in cell (:mod:`t2iben
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,9 @@ class CellPlan:
     experiment: str
     cache_dir: str | None
     progress: bool
+    # what selects the cell's images and scores beyond its labels and generation config: the benchmark's n and
+    # subset_seed (the shard index is not: shards of one selection are one row), the seeds and the evaluators
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def make_method(self) -> Any:
         from t2ibench.api import METHODS
@@ -196,4 +199,10 @@ def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
         experiment=experiment,
         cache_dir=run_cfg.get("cache_dir"),
         progress=bool(run_cfg.get("progress", True)),
+        selection={
+            "n": bench_cfg.get("n"),
+            "subset_seed": bench_cfg.get("subset_seed"),
+            "seeds": sorted({int(k) for k in seeds}),
+            "evaluators": sorted(evaluators),
+        },
     )

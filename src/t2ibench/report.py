@@ -104,11 +104,9 @@ def _chart(
 def _charts(table: Any, out_dir: Path, stand_in: bool, limit: int = 12) -> list[tuple[str, str]]:
     """One chart per plain metric and per metric family (``a.b``: over b; ``a.b.c``: one per (a, c) over b), for the
     metrics whose evaluator declares a direction; returns (file, caption) pairs."""
-    from t2ibench.tables import metric_spec, row_label
+    from t2ibench.tables import metric_columns, metric_spec, row_label
 
-    skip = ("_ci_low", "_ci_high", "_n")
-    keys = ("model", "method", "benchmark", "images", "config", "stand_in")
-    metrics = [c for c in table.columns if c not in keys and not c.endswith(skip) and table[c].notna().any()]
+    metrics = [c for c in metric_columns(table.columns) if table[c].notna().any()]
     charts: dict[str, tuple[list[str], list[str], Any]] = {}  # title -> (groups, metrics, spec)
     for metric in metrics:
         spec = metric_spec(metric)

@@ -27,10 +27,13 @@ A *stand-in* cell (the tiny random model, or an evaluator whose backbone is a ti
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from t2ibench.hashing import stable_hash
 from t2ibench.plan import CellPlan, plan_cell
 from t2ibench.stats import fmt_number
 
@@ -187,7 +190,12 @@ def record(
         "labels": plan.labels,
         "gen_hash": store.meta()["gen_hash"],
         "shard": plan.shard,
-        "store": str(store.path),
+        "selection": plan.selection,
+        "selection_hash": stable_hash(plan.selection),
+        # absolute, and relative to the results folder: tables rebuild the same from any working folder, and a
+        # project folder moved as a whole still finds its stores
+        "store": str(store.path.resolve()),
+        "store_from_results": os.path.relpath(store.path.resolve(), Path(plan.results_dir).resolve()),
         "prompt_ids": [p.id for p in prompts_of(items)],
         "seeds": sorted({k for _, k, _ in items}),
         "seeding": plan.seeding,

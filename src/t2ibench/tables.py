@@ -42,6 +42,9 @@ from t2ibench.stats import MetricSpec, fmt_number
 log = logging.getLogger(__name__)
 
 ROW_KEYS = ("model", "method", "benchmark")
+# the columns of table.csv that are not metrics (``experiment``: the leaderboard's); a metric has three more columns
+KEY_COLUMNS = (*ROW_KEYS, "images", "config", "selection", "status", "stand_in", "experiment")
+CI_SUFFIXES = ("_ci_low", "_ci_high", "_n")
 WIDE_LIMIT = 8  # metric columns per table before a table is split
 NOT_SCORED = "–"  # a metric of another row's evaluator (e.g. FID on the COCO rows only)
 STAND_IN_BANNER = (
@@ -51,11 +54,46 @@ STAND_IN_BANNER = (
 
 
 def cell_record_path(results_dir: Path, record: Mapping[str, Any]) -> Path:
+    """One file per (labels, generation config, selection, shard): a run of another selection (seeds, n,
+    subset_seed, evaluators) of the same cell is another record and another row, never a replacement."""
     labels = record["labels"]
     parts = [labels["model"], labels["method"], labels["benchmark"], record["gen_hash"]]
+    if record.get("selection_hash"):
+        parts.append("sel-" + record["selection_hash"])
     if record.get("shard"):
         parts.append(record["shard"])
     return results_dir / "cells" / ("__".join(parts) + ".json")
+
+
+def store_of(record: Mapping[str, Any], results_dir: Path) -> Path | None:
+    """The run store of a cell record, found from any working folder: its absolute path, else its path relative to
+    the results folder (a project folder moved as a whole); None when neither exists."""
+    candidates = [Path(record["store"])]
+    if record.get("store_from_results"):
+        candidates.append(results_dir / record["store_from_results"])
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def selection_text(selection: Mapping[str, Any] | None) -> str:
+    """A cell's selection as shown in a table (``n=3, subset_seed=1, seeds 0-3, clip_score+vqascore``)."""
+    if not selection:
+        return "–"
+    parts = []
+    for key in ("n", "subset_seed"):
+        if selection.get(key) is not None:
+            parts.append(f"{key}={selection[key]}")
+    seeds = list(selection.get("seeds") or [])
+    if seeds:
+        contiguous = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+        parts.append(
+            f"seed {seeds[0]}"
+            if len(seeds) == 1
+            else f"seeds {seeds[0]}-{seeds[-1]}"
+            if contiguous
+            else "seeds " + ",".join(map(str, seeds))
+        )
+    parts.append("+".join(selection.get("evaluators") or []) or "no evaluators")
+    return ", ".join(parts)
 
 
 def write_cell_record(results_dir: str | Path, record: Mapping[str, Any]) -> Path:
@@ -117,8 +155,10 @@ def _latex_escape(text: str) -> str:
 
 
 # -- aggregation ---------------------------------------------------------------------------------
-def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cells and provenance of one (model, method, benchmark, gen_hash) group of shard records."""
+def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cells and provenance of one (model, method, benchmark, gen_hash, selection) group of shard records. A record
+    whose run store cannot be found is reported (one line each) and its images are not counted; a row none of whose
+    stores is found is shown as missing, never as zero images."""
     import pandas as pd
 
     from t2ibench.api import EVALUATORS
@@ -126,6 +166,34 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
 
     first = records[0]
     row: dict[str, Any] = {k: first["labels"][k] for k in ROW_KEYS}
+    row["selection"] = selection_text(first.get("selection"))
+    stores = {id(r): store_of(r, results_dir) for r in records}
+    for record in records:
+        if stores[id(record)] is None:
+            log.warning(
+                "%s: the run store of cell %s is not found at %s (moved or deleted?); its images are left out",
+                results_dir,
+                "/".join(record["labels"][k] for k in ROW_KEYS)
+                + (f" {record['shard']}" if record.get("shard") else ""),
+                record["store"],
+            )
+    missing = [r for r in records if stores[id(r)] is None]
+    records = [r for r in records if stores[id(r)] is not None]
+    if not records:
+        row["images"] = None
+        row["status"] = "missing: run store not found"
+        provenance = {
+            "labels": {k: first["labels"][k] for k in ROW_KEYS},
+            "gen_hash": first["gen_hash"],
+            "stand_in": first.get("stand_in"),
+            "model": first["model"],
+            "seeds": first["seeds"],
+            "seeding": first.get("seeding", {"source": "config"}),
+            "selection": first.get("selection"),
+            "images": None,
+            "missing_stores": sorted(r["store"] for r in missing),
+        }
+        return {"row": row, "cells": {}, "stand_in": is_stand_in(first)}, provenance
     cells: dict[str, dict[str, Any]] = {}
     eval_configs: dict[str, Any] = {}
     backbones: dict[str, dict[str, str]] = {}
@@ -144,17 +212,18 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
         backbones[name] = evaluator.backbones()
         frames = []
         for record, keys in zip(records, record_keys, strict=True):
-            store = RunStore(record["store"])
+            store = RunStore(stores[id(record)])
             samples = store.samples(keys)
             frames.append(evaluator.current_rows(store.read_scores(name), samples))
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         for cell in evaluator.aggregate(frame):
             cells[cell.metric] = {**cell.to_dict(), "evaluator": name}
     for record, keys in zip(records, record_keys, strict=True):
-        samples = RunStore(record["store"]).samples(keys)
+        samples = RunStore(stores[id(record)]).samples(keys)
         n_images += len(samples)
         versions.update(json.dumps(s.get("versions", {}), sort_keys=True) for s in samples)
     row["images"] = n_images
+    row["status"] = f"partial: {len(missing)} run store(s) not found" if missing else "complete"
     provenance = {
         "labels": {k: first["labels"][k] for k in ROW_KEYS},
         "gen_hash": first["gen_hash"],
@@ -165,12 +234,14 @@ def _aggregate_group(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dic
         "generation": first["generation"],
         "seeds": first["seeds"],
         "seeding": first.get("seeding", {"source": "config"}),
+        "selection": first.get("selection"),
         "shards": sorted(r.get("shard") or "all" for r in records),
+        "missing_stores": sorted(r["store"] for r in missing),
         "images": n_images,
         "evaluators": eval_configs,
         "evaluator_backbones": backbones,
         "library_versions": [json.loads(v) for v in sorted(versions)],
-        "stores": sorted(r["store"] for r in records),
+        "stores": sorted(str(stores[id(r)]) for r in records),
     }
     return {"row": row, "cells": cells, "stand_in": is_stand_in(first)}, provenance
 
@@ -199,11 +270,11 @@ def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
     results_dir = Path(results_dir)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in _records(results_dir):
-        key = (*(record["labels"][k] for k in ROW_KEYS), record["gen_hash"])
+        key = (*(record["labels"][k] for k in ROW_KEYS), record["gen_hash"], record.get("selection_hash") or "")
         groups.setdefault(key, []).append(record)
     rows, provenance = [], []
     for key in sorted(groups):
-        aggregated, prov = _aggregate_group(groups[key])
+        aggregated, prov = _aggregate_group(groups[key], results_dir)
         rows.append(aggregated)
         provenance.append(prov)
     metrics = sorted({m for r in rows for m in r["cells"]})
@@ -255,11 +326,21 @@ def sections(
 ) -> list[Section]:
     """The tables of :func:`build_tables`' layout (see the module docstring) for aggregated ``rows``."""
     labels = [tuple(r["row"][k] for k in ROW_KEYS) for r in rows]
-    show_config = len(set(labels)) < len(labels)  # two generation configs of one (model, method, benchmark)
-    keys = [*ROW_KEYS, *(["config"] if show_config else [])]
+    configs = [(*label, r["row"].get("config")) for label, r in zip(labels, rows, strict=True)]
+    show_config = len(set(configs)) > len(set(labels))  # two generation configs of one (model, method, benchmark)
+    show_selection = len(set(configs)) < len(configs)  # two selections (seeds, n, evaluators) of one config
+    keys = [*ROW_KEYS, *(["config"] if show_config else []), *(["selection"] if show_selection else [])]
 
     def key_cells(r: Mapping[str, Any]) -> list[str]:
-        return row_label(r["row"], r["stand_in"]) + ([str(r["row"]["config"])] if show_config else [])
+        return (
+            row_label(r["row"], r["stand_in"])
+            + ([str(r["row"]["config"])] if show_config else [])
+            + ([str(r["row"].get("selection", "–"))] if show_selection else [])
+        )
+
+    def images(r: Mapping[str, Any]) -> str:
+        shown = "missing (run store not found)" if r["row"]["images"] is None else str(r["row"]["images"])
+        return shown + (" (partial)" if str(r["row"].get("status", "")).startswith("partial") else "")
 
     def text(r: Mapping[str, Any], metric: str) -> str:
         return _cell_text(r["cells"][metric]) if metric in r["cells"] else NOT_SCORED
@@ -278,7 +359,7 @@ def sections(
     for number, chunk in enumerate(chunks):
         title = "Summary" if len(chunks) == 1 else f"Summary ({number + 1} of {len(chunks)})"
         header = [*keys, "images", *(m + arrow(specs.get(m)) for m in chunk)]
-        body = [key_cells(r) + [str(r["row"]["images"])] + [text(r, m) for m in chunk] for r in rows]
+        body = [key_cells(r) + [images(r)] + [text(r, m) for m in chunk] for r in rows]
         out.append(Section(title, header, body, len(keys) + 1))
     for family, members in families.items():
         suffixes = [m.split(".", 1)[1] for m in members]
@@ -304,11 +385,14 @@ def sections(
     return out
 
 
+def metric_columns(columns: Sequence[str]) -> list[str]:
+    """The metric columns of a table.csv (not its keys, not a metric's CI and count columns), in order."""
+    return [c for c in columns if c not in KEY_COLUMNS and not c.endswith(CI_SUFFIXES)]
+
+
 def rows_from_csv(frame: Any) -> list[dict[str, Any]]:
     """The aggregated rows of a ``table.csv`` frame, in the form :func:`sections` takes."""
-    skip = ("_ci_low", "_ci_high", "_n")
-    keys = {*ROW_KEYS, "images", "config", "stand_in"}
-    metrics = [c for c in frame.columns if c not in keys and not c.endswith(skip)]
+    metrics = metric_columns(frame.columns)
     rows = []
     for record in frame.to_dict("records"):
         cells = {}
@@ -322,7 +406,9 @@ def rows_from_csv(frame: Any) -> list[dict[str, Any]]:
                 "ci_low": None if low is None or low != low else float(low),
                 "ci_high": None if high is None or high != high else float(high),
             }
-        row = {k: record.get(k) for k in (*ROW_KEYS, "images", "config")}
+        row = {k: record.get(k) for k in (*ROW_KEYS, "images", "config", "selection", "status")}
+        if row["images"] is not None and row["images"] != row["images"]:  # NaN: a missing row
+            row["images"] = None
         rows.append({"row": row, "cells": cells, "stand_in": bool(record.get("stand_in", False))})
     return rows
 
@@ -355,7 +441,15 @@ def provenance_rows(provenance: Sequence[Mapping[str, Any]]) -> tuple[list[str],
         )
         label = row_label(prov["labels"], bool(prov.get("stand_in")))
         body.append(
-            [" / ".join(label), prov["gen_hash"], ran, revision, _seeds_text(prov), str(prov["images"]), backbones]
+            [
+                " / ".join(label),
+                prov["gen_hash"],
+                ran,
+                revision,
+                _seeds_text(prov),
+                "missing" if prov["images"] is None else str(prov["images"]),
+                backbones,
+            ]
         )
     return header, body
 
