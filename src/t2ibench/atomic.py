@@ -133,3 +133,44 @@ def file_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def check_writable(folder: str | Path, what: str) -> None:
+    """Create ``folder`` if needed and write and remove a temporary file in it, or raise one
+    :class:`~t2ibench.errors.T2IBenchError` line naming the folder (a run checks this before it generates)."""
+    from t2ibench.errors import T2IBenchError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{_HOST}~{os.getpid()}-", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise T2IBenchError(f"the {what} {folder} is not writable ({err.strerror or err})") from None
+
+
+@contextlib.contextmanager
+def held_lock(path: str | Path, what: str, log: Any = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block, recording the holder (host, pid) beside it; when another
+    live process holds it, say who and wait for it (a lock of a dead process is released by the kernel, so a stale
+    lock is taken over at once)."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = path.with_name(path.name + ".holder")
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = holder.read_text().strip() if holder.exists() else "another process"
+            if log is not None:
+                log.warning("%s is being run by %s: waiting for it to finish", what, who)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            holder.write_text(f"{os.uname().nodename} pid {os.getpid()}\n")
+            yield
+        finally:
+            holder.unlink(missing_ok=True)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

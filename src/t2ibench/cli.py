@@ -49,6 +49,21 @@ def one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def os_error_message(err: OSError) -> str:
+    """An environment error as one line naming the path (``No space left on device: outputs/runs/...``); what was
+    written before it is whole (atomic writes), and the cell resumes when run again."""
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f)
+    text = err.strerror or type(err).__name__
+    return f"{text}: {where} (nothing half-written is kept; run again to resume)" if where else f"{text} ({err})"
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (a cluster's time limit, scancel, a requeue): say so in the log and stop; what was written is whole and
+    the cell resumes when run again. Exit status 143, as a process killed by SIGTERM."""
+    log.warning("terminated by SIGTERM: stopping; the cell is resumable (run the same command again)")
+    raise SystemExit(128 + signum)
+
+
 def user_error(message: str) -> None:
     """Print one user error line, the same for every stage."""
     print(f"t2ibench: error: {message}", file=sys.stderr, flush=True)
@@ -200,11 +215,12 @@ def hydra_main(cfg: DictConfig) -> None:
             _sweep_note("results", {"results_dir": summary["results"], "published": published})
         else:
             run_cell(container)
-    except T2IBenchError as err:
+    except (T2IBenchError, OSError) as err:  # OSError: a full disk, a permission, a name too long, ... anywhere
+        message = str(err) if isinstance(err, T2IBenchError) else os_error_message(err)
         if not _in_multirun():
-            user_error(str(err))
+            user_error(message)
             sys.exit(EXIT_USER_ERROR)
-        _record_failure(str(err))
+        _record_failure(message)
     except Exception as err:  # noqa: BLE001 - in a sweep one broken cell must not stop the others
         if not _in_multirun():
             raise
@@ -262,8 +278,11 @@ def main() -> None:
         except T2IBenchError as err:
             user_error(str(err))
             sys.exit(EXIT_USER_ERROR)
+    import signal
+
     from hydra.errors import HydraException
 
+    signal.signal(signal.SIGTERM, on_sigterm)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own multi-line report ...
     try:
         hydra_main()

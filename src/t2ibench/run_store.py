@@ -40,6 +40,7 @@ from t2ibench.prompt import Prompt
 log = logging.getLogger(__name__)
 
 SCORE_KEY_COLUMNS = ["prompt_id", "seed", "image_sha256", "eval_key"]
+MAX_NAME_BYTES = 120  # a prompt id longer than this is not used as a folder name as it is (file systems: 255)
 
 
 def cell_path(
@@ -122,7 +123,15 @@ class RunStore:
     # -- images and samples ---------------------------------------------------------------------
     @staticmethod
     def image_relpath(prompt_id: str, seed: int) -> str:
-        return f"images/{prompt_id}/{int(seed)}.png"
+        """``images/<prompt id>/<seed>.png``; an id too long for a file name (over 120 bytes) gets a stable short
+        folder name, its first characters and a hash of the whole id (the record keeps the id itself)."""
+        folder = prompt_id
+        if len(prompt_id.encode("utf-8")) > MAX_NAME_BYTES:
+            import hashlib
+
+            head = prompt_id.encode("utf-8")[:64].decode("utf-8", "ignore")
+            folder = f"{head}~{hashlib.sha256(prompt_id.encode('utf-8')).hexdigest()[:16]}"
+        return f"images/{folder}/{int(seed)}.png"
 
     def image_path(self, prompt_id: str, seed: int) -> Path:
         return self.path / self.image_relpath(prompt_id, seed)

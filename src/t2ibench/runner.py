@@ -213,14 +213,20 @@ def record(
 
 def run_cell(cfg: Mapping[str, Any], tables: bool = True) -> dict[str, Any]:
     """Run one (model, method, benchmark) cell (see the module docstring); returns a summary dict."""
+    from t2ibench.atomic import check_writable, held_lock
+
     started, wall_start = time.perf_counter(), time.time()
     plan = plan_cell(cfg)
+    check_writable(plan.run_root, "run store folder (run.root)")  # at the door, before any image is made
+    check_writable(plan.results_dir, "results folder (results.root)")
     method = plan.make_method()
     evaluators = plan.make_evaluators()
     store = open_store(plan, method)
-    items, generated, model = generate_missing(plan, store, method)
-    scored, metrics = score(store, items, evaluators)
-    record(plan, store, items, model, evaluators, wall_start)
+    # one process at a time per store (a requeued job waits for the first instead of computing everything twice)
+    with held_lock(store.path / ".cell.lock", f"the cell {store.path}", log):
+        items, generated, model = generate_missing(plan, store, method)
+        scored, metrics = score(store, items, evaluators)
+        record(plan, store, items, model, evaluators, wall_start)
     table = None
     if tables:
         from t2ibench.report import refresh_results

@@ -127,6 +127,9 @@ def make_items(prompts: list[Any], seeds: list[int], seeding: Mapping[str, Any])
     return items
 
 
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # torch.Generator.manual_seed's range
+
+
 def parse_seeds(value: Any) -> list[int]:
     values = value if isinstance(value, list | tuple) else [value]
     try:
@@ -135,4 +138,9 @@ def parse_seeds(value: Any) -> list[int]:
         raise T2IBenchError(f"run.seeds must be a list of integers, got {value!r}") from None
     if not seeds or len(set(seeds)) != len(seeds):
         raise T2IBenchError(f"run.seeds must be a non-empty list of distinct integers, got {value!r}")
+    outside = [s for s in seeds if not SEED_MIN <= s <= SEED_MAX]
+    if outside:
+        raise T2IBenchError(
+            f"run.seeds: {outside[0]} is outside the range a torch generator takes ({SEED_MIN} to {SEED_MAX})"
+        )
     return seeds
