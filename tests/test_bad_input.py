@@ -45,6 +45,24 @@ def test_wrong_override_types_are_one_line_and_leave_results_alone(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+run.seed=[1]",
+            "unknown key 'run.seed': '+' adds a config group (e.g. +tiny=all), not a key the config does not declare; did you mean run.seeds=...?",
+        ),
+        ("+foo=1", "unknown key 'foo': '+' adds a config group"),
+    ],
+)
+def test_a_plus_key_the_config_does_not_declare_is_refused(tmp_path, override, message):
+    """'+run.seed=[1]' (a typo of run.seeds) used to be accepted and ignored: the run then used seed 0."""
+    result = t2ibench(override, "benchmark.n=1", cwd=tmp_path)
+    errors = _errors(result)
+    assert result.returncode == 2 and len(errors) == 1 and errors[0].startswith(f"t2ibench: error: {message}")
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
         ("generation", "num_inference_steps", "ten", "generation.num_inference_steps must be a positive integer"),

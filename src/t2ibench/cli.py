@@ -17,6 +17,7 @@ report too).
 from __future__ import annotations
 
 import json
+import difflib
 import logging
 import os
 import sys
@@ -107,6 +108,25 @@ def check_launcher(value: str) -> None:
         )
 
 
+def known_keys() -> list[str]:
+    """The dotted keys of the run's sections as their schemas declare them (``run.seeds``, ``generation.height``, ...)."""
+    import dataclasses
+
+    from t2ibench import schema
+
+    out = []
+    for name, section in (
+        ("run", "RunConfig"),
+        ("generation", "GenerationConfig"),
+        ("results", "ResultsConfig"),
+        ("model", "ModelConfig"),
+    ):
+        cls = getattr(schema, section, None)
+        if cls is not None and dataclasses.is_dataclass(cls):
+            out += [f"{name}.{f.name}" for f in dataclasses.fields(cls)]
+    return out
+
+
 def check_overrides(args: list[str]) -> None:
     """Raise :class:`T2IBenchError` for an unknown group option or evaluator name in ``args``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -121,6 +141,14 @@ def check_overrides(args: list[str]) -> None:
         key = override.key_or_group.lstrip("+~")
         if override.is_delete():
             continue
+        if override.is_add() and not override.is_force_add() and key not in (*GROUPS, "hydra/launcher"):
+            # '+key=value' adds a key the config does not have: a typo (+run.seed for run.seeds) would be ignored
+            close = difflib.get_close_matches(key, known_keys(), n=1)
+            hint = f"; did you mean {close[0]}=...?" if close else ""
+            raise T2IBenchError(
+                f"unknown key '{key}': '+' adds a config group (e.g. +tiny=all), not a key the config does not "
+                f"declare{hint}"
+            )
         if key == "hydra/launcher":
             for value in _values(override):
                 check_launcher(value)
