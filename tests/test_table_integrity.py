@@ -30,8 +30,12 @@ def test_tables_rebuilt_from_another_folder_are_the_same_and_a_lost_store_is_mis
     _run(project, "benchmark.n=2", *FAST)
     results = project / "results" / "stand-ins" / "default"
     before = {name: (results / name).read_bytes() for name in ("table.csv", "table.md", "table.tex")}
+    host = "".join(c if c.isalnum() else "_" for c in os.uname().nodename)[:40]
+    stale = results / f".tmp-{host}~999999999-killed"  # a table write killed before its rename (its pid is gone)
+    stale.write_text("half")
     _run(elsewhere, str(results), module="t2ibench.report")
     assert {name: (results / name).read_bytes() for name in before} == before
+    assert not stale.exists()
 
     # the whole project folder moved: the stores are found relative to the results folder
     moved = tmp_path / "moved"

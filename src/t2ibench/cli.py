@@ -16,8 +16,8 @@ report too).
 
 from __future__ import annotations
 
-import json
 import difflib
+import json
 import logging
 import os
 import sys

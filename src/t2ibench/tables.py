@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from t2ibench.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from t2ibench.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from t2ibench.hashing import stable_hash
 from t2ibench.provenance import STAND_IN_FOLDER, stand_in_label
 from t2ibench.stats import MetricSpec, fmt_number
@@ -268,6 +268,9 @@ def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
     import pandas as pd
 
     results_dir = Path(results_dir)
+    removed = remove_stale_temporaries(results_dir)  # of table writes killed before their rename
+    if removed:
+        log.info("removed %d half-written temporary file(s) of interrupted table writes in %s", removed, results_dir)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in _records(results_dir):
         key = (*(record["labels"][k] for k in ROW_KEYS), record["gen_hash"], record.get("selection_hash") or "")
