@@ -123,3 +123,16 @@ def test_long_prompts_are_truncated_with_a_warning(tmp_path, caplog):
 def test_missing_real_backbone_offline_is_a_clear_error(store):
     with pytest.raises(T2IBenchError, match="not available offline"):
         _evaluator(backbone="openai/clip-vit-base-patch32").evaluate(store)
+
+
+def test_chunk_size_changes_no_number(store, tmp_path):
+    """chunk_size says when rows are written, not what is computed: chunks are whole batches, so every image shares
+    its forward pass with the same images whatever the chunk size (a chunk of 1 used to move scores by 1e-7)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store.path, copy)
+    whole = _evaluator(chunk_size=256).evaluate(store)
+    chunked = _evaluator(chunk_size=1).evaluate(RunStore(copy))
+    assert whole["clip_score"].tolist() == chunked["clip_score"].tolist()  # bit for bit
+    assert _evaluator(chunk_size=1).eval_key == _evaluator(chunk_size=256).eval_key

@@ -116,7 +116,10 @@ class Evaluator:
             done = set(zip(mine["prompt_id"], mine["seed"].astype(int), mine["image_sha256"], strict=True))
         samples = store.samples(keys)
         todo = [r for r in samples if (r["prompt"]["id"], int(r["seed"]), r["image_sha256"]) not in done]
-        chunk = max(1, int(self.cfg.get("chunk_size", 256)))
+        # a chunk is a whole number of the evaluator's batches, so that chunk_size (when rows are written) never
+        # changes which images share a forward pass, and so never a number (batched forwards differ at 1e-7)
+        batch = max(1, int(self.cfg.get("batch_size") or 1))
+        chunk = -(-max(1, int(self.cfg.get("chunk_size", 256))) // batch) * batch
         progress = tqdm(
             total=len(todo),
             desc=f"score {self.name}",
