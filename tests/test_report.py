@@ -94,3 +94,32 @@ def test_report_renders_in_headless_chromium(report_path):
         assert driver.find_element(By.CSS_SELECTOR, "img.chart").get_property("naturalWidth") > 0
     finally:
         driver.quit()
+
+
+def test_long_and_bidi_prompts_are_clipped_and_shown_charts_are_drawn_at_their_size(tmp_path, tiny_cfg):
+    """A long prompt is clipped in the grid with its full text on hover; a bidi override (U+202E) is shown as its
+    code point, never obeyed; a chart's PNG is drawn at twice the size the page shows it (text at its point size);
+    a bar is the value the table prints."""
+    from PIL import Image
+
+    from t2ibench.runner import run_cell
+
+    long_text = "a red cube on a table " * 12
+    prompts = tmp_path / "odd.csv"
+    prompts.write_text(f'prompt,id\n"{long_text}",long\n"abc \u202edef",bidi\n', encoding="utf-8")
+    cfg = tiny_cfg(tmp_path, benchmark={"name": "prompt_file", "path": str(prompts), "n": None})
+    cfg["results"] = {"root": str(tmp_path / "results"), "published": str(tmp_path / "none")}
+    cfg["experiment_name"] = "odd"
+    run_cell(cfg)
+    path = build_report(tmp_path / "results" / "stand-ins" / "odd")
+    page = path.read_text(encoding="utf-8")
+    assert "\u202e" not in page and "abc \u27e8U+202E\u27e9def" in page
+    assert f'title="{long_text}"' in page and long_text[:159] + "\u2026" in page and f">{long_text}<" not in page
+    charts = sorted(path.parent.glob("chart-*.png"))
+    assert charts
+    with Image.open(charts[0]) as chart:
+        assert chart.size == (880, 520)  # 440 x 260 CSS px at 2x
+    assert ".charts img{width:440px" in page
+    from t2ibench.report import bar_values
+
+    assert bar_values([1e-9, 0.12345, float("nan")]) == ([0.0, 0.123, 0.0], ["0.000", "0.123", "n/a"])

@@ -26,6 +26,7 @@ from typing import Any
 
 from t2ibench.atomic import atomic_write_bytes, atomic_write_text
 from t2ibench.errors import T2IBenchError
+from t2ibench.stats import fmt_number
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,10 @@ img.flagged{filter:blur(14px);cursor:pointer}
 .note{background:#fff3cd;padding:.5em 1em;border-left:4px solid #e0a800}
 .charts{display:flex;flex-wrap:wrap;gap:12px}
 .charts figure{margin:0}
-.charts img{width:440px;border:1px solid #eee}
+.charts img{width:440px;height:auto;border:1px solid #eee}
 .charts figcaption{font-size:12px;color:#555;max-width:440px}
 """
+CHART_WIDTH, CHART_HEIGHT = 440, 260  # CSS px, as .charts img shows a chart
 
 SCRIPT = """
 document.querySelectorAll('img.flagged').forEach(function (img) {
@@ -53,8 +55,17 @@ document.querySelectorAll('img.flagged').forEach(function (img) {
 """
 
 
+# bidirectional-text controls (embeddings, overrides, isolates, marks): shown as their code points, never obeyed, so
+# a prompt cannot reorder what the page shows around it
+BIDI_CONTROLS = {
+    c: f"\u27e8U+{c:04X}\u27e9" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)
+}
+PROMPT_CHARS = 160  # a longer prompt is clipped in the grid, its full text on hover
+
+
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """HTML-escaped text with the bidi controls made visible (see :data:`BIDI_CONTROLS`)."""
+    return html.escape("" if value is None else str(value), quote=True).translate(BIDI_CONTROLS)
 
 
 def _table_html(header: Sequence[str], body: Sequence[Sequence[str]], css: str = "", keys: int = 1) -> str:
@@ -72,6 +83,13 @@ def _table_html(header: Sequence[str], body: Sequence[Sequence[str]], css: str =
     return f'<table class="{css}">' + "".join(rows) + "</table>"
 
 
+def bar_values(values: Sequence[float]) -> tuple[list[float], list[str]]:
+    """The bar heights and labels of a chart: the values the table prints (3 decimals), so that a bar and its table
+    cell agree (no 1e-9 bar filling the axis beside a 0.000 cell); a missing value is an empty bar labelled n/a."""
+    heights = [float(fmt_number(v)) if v == v else 0.0 for v in values]
+    return heights, [fmt_number(v) for v in values]
+
+
 def _chart(
     labels: Sequence[str], groups: Sequence[str], values: Sequence[Sequence[float]], title: str, units: str, path: Path
 ) -> None:
@@ -81,22 +99,28 @@ def _chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    # drawn at the size the page shows it (CHART_WIDTH CSS px = CHART_WIDTH / 100 in), at 2x pixels for sharp text:
+    # the fonts' points are what the reader sees, not a downscaled copy
+    fig, ax = plt.subplots(figsize=(CHART_WIDTH / 100, CHART_HEIGHT / 100))
     width = 0.8 / max(1, len(labels))
     for i, label in enumerate(labels):
-        bars = [v if v == v else 0.0 for v in values[i]]
-        ax.bar([j + i * width for j in range(len(groups))], bars, width, label=label)
+        heights, texts = bar_values(values[i])
+        bars = ax.bar([j + i * width for j in range(len(groups))], heights, width, label=label)
+        ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
     ax.set_xticklabels(
         groups, rotation=20 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center", fontsize=8
     )
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.set_ylabel(units, fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     ax.axhline(0, color="black", linewidth=0.6)
+    ax.margins(y=0.15)  # room for the bar labels
     ax.legend(fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=200)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
 
@@ -166,16 +190,16 @@ def _grid(results_dir: Path, out_dir: Path, max_prompts: int, stand_in: bool = F
     from PIL import Image
 
     from t2ibench.run_store import RunStore
-    from t2ibench.tables import is_stand_in, row_label
+    from t2ibench.tables import is_stand_in, row_label, store_of
 
     records = [json.loads(p.read_text()) for p in sorted((results_dir / "cells").glob("*.json"))]
-    records = [r for r in records if is_stand_in(r) == stand_in]
+    records = [r for r in records if is_stand_in(r) == stand_in and store_of(r, results_dir) is not None]
     columns: list[tuple[str, Any, list[int], dict, dict]] = []  # label, store, seeds, records, scores
     prompts: dict[str, str] = {}
     for record in records:
         labels = record["labels"]
         label = " / ".join(row_label(labels, stand_in))
-        store = RunStore(record["store"])
+        store = RunStore(store_of(record, results_dir))
         columns.append((label, store, [int(s) for s in record["seeds"]], store.records(), _scores_by_sample(store)))
         for sample in store.samples([(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"]]):
             prompts.setdefault(sample["prompt"]["id"], sample["prompt"]["text"])
@@ -184,12 +208,14 @@ def _grid(results_dir: Path, out_dir: Path, max_prompts: int, stand_in: bool = F
     head = "<tr><th>prompt</th>" + "".join(f"<th>{esc(column[0])}</th>" for column in columns) + "</tr>"
     rows = [head]
     for prompt_id in list(prompts)[:max_prompts]:
-        cells = [f'<td class="prompt"><b>{esc(prompt_id)}</b><br>{esc(prompts[prompt_id])}</td>']
+        text = prompts[prompt_id]
+        clipped = text if len(text) <= PROMPT_CHARS else text[: PROMPT_CHARS - 1] + "\u2026"
+        cells = [f'<td class="prompt" title="{esc(text)}"><b>{esc(prompt_id)}</b><br>{esc(clipped)}</td>']
         for _, store, seeds, records_by_key, scores in columns:
             parts = []
             for seed in seeds:
                 record = records_by_key.get((prompt_id, seed))
-                if record is None:
+                if record is None or not store.image_intact(record):  # a damaged image is never shown or read
                     continue
                 with Image.open(store.path / record["image"]) as image:
                     thumb = image.convert("RGB")
