@@ -2,8 +2,10 @@
 
 Every finished cell writes a small record to ``results/<experiment>/cells/`` (one file per cell, so
 concurrent jobs of a multirun never write the same file). :func:`build_tables` reads whatever cells
-exist, merges the shards of one (model, method, benchmark, generation config), asks each evaluator to
-aggregate the per-image rows of the cell's own (prompt, seed) items, and writes:
+exist, merges the shards of one (model, method, benchmark, generation config, selection), asks each evaluator to
+aggregate the per-image rows of the cell's own (prompt, seed) items, and writes (a selection is what picks the
+cell's images and scores beyond its config: ``benchmark.n``, ``subset_seed``, the seeds, the evaluators; two
+selections are two rows; a record whose run store is not found is reported and its row shown as missing):
 
 * ``table.md``: ``mean ± half-width of the 95% CI (over images)`` per cell and metric, split so that it fits a
   screen (see :func:`sections`): plain metrics side by side (at most 8 per table); a family ``a.b`` (e.g.
