@@ -56,16 +56,14 @@ def shard_label(index: int, count: int) -> str | None:
     return None if count <= 1 else f"shard-{index}-of-{count}"
 
 
-def _record_key(line: bytes) -> tuple[str, int] | None:
-    """(prompt id, seed) of a sample record line, or None when the line is not one."""
+def _parse_record(line: bytes) -> tuple[tuple[str, int], dict[str, Any]] | None:
+    """((prompt id, seed), record) of a sample record line, or None when the line is not one."""
     try:
         record = json.loads(line)
         key = (str(record["prompt"]["id"]), int(record["seed"]))
-        if not isinstance(record.get("image"), str):
-            return None
-        return key
     except (ValueError, TypeError, KeyError):
         return None
+    return (key, record) if isinstance(record.get("image"), str) else None
 
 
 class RunStore:
@@ -160,12 +158,12 @@ class RunStore:
         for number, line in enumerate(lines[:-1], start=1):
             if not line.strip():
                 continue
-            key = _record_key(line)
-            if key is None:
+            parsed = _parse_record(line)
+            if parsed is None:
                 rejected.append((number, line))
                 continue
             kept.append(line)
-            self._records[key] = json.loads(line)
+            self._records[parsed[0]] = parsed[1]
         if not (cut or rejected):
             return True
         if not rewrite:
