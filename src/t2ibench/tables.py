@@ -102,6 +102,11 @@ def write_cell_record(results_dir: str | Path, record: Mapping[str, Any]) -> Pat
     """Store one cell's record (labels, store path, items, evaluator configs, provenance)."""
     path = cell_record_path(Path(results_dir), record)
     atomic_write_json(path, dict(record))
+    if record.get("selection_hash"):  # a record of an older version (no selection) of this cell is replaced, saying so
+        legacy = cell_record_path(Path(results_dir), {k: v for k, v in record.items() if k != "selection_hash"})
+        if legacy.exists():
+            legacy.unlink()
+            log.info("%s: replaced by %s (the cell's record now names its selection)", legacy.name, path.name)
     return path
 
 
