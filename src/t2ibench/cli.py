@@ -114,17 +114,13 @@ def known_keys() -> list[str]:
 
     from t2ibench import schema
 
-    out = []
-    for name, section in (
-        ("run", "RunConfig"),
-        ("generation", "GenerationConfig"),
-        ("results", "ResultsConfig"),
-        ("model", "ModelConfig"),
-    ):
-        cls = getattr(schema, section, None)
-        if cls is not None and dataclasses.is_dataclass(cls):
-            out += [f"{name}.{f.name}" for f in dataclasses.fields(cls)]
-    return out
+    sections = {
+        "run": schema.RunConfig,
+        "generation": schema.GenerationConfig,
+        "results": schema.ResultsConfig,
+        "model": schema.ModelConfig,
+    }
+    return [f"{name}.{f.name}" for name, cls in sections.items() for f in dataclasses.fields(cls)]
 
 
 def check_overrides(args: list[str]) -> None:
