@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from t2ibench.api.benchmark import FileBenchmarkConfig
 from t2ibench.data_files import DataFile, read_csv_rows, read_jsonl, read_lines, resolve
 from t2ibench.errors import T2IBenchError
 from t2ibench.hashing import file_sha256
@@ -22,33 +23,24 @@ from t2ibench.prompt import Prompt
 # weixi-feng/Structured-Diffusion-Guidance, the commit ABC-6K and CC-500 are pinned to
 STRUCTURE_DIFFUSION_COMMIT = "773b2ba068c6cc60443d5d747a725413c8c9d46f"
 
-SAMPLES = {
-    "abc6k": "abc6k.txt",
-    "attend_and_excite": "attend_and_excite.json",
-    "cc500": "cc500.txt",
-    "coco30k": "coco30k.csv",
-    "i2p": "i2p.csv",
-}
-
 
 def sample_path(spec: DataFile) -> Path:
-    """The embedded sample of ``spec``'s file."""
-    if spec.folder not in SAMPLES:
+    """The embedded sample of ``spec``'s file (``spec.sample``, a file of ``benchmarks/data/samples/``)."""
+    if not spec.sample:
         raise T2IBenchError(f"{spec.relpath} has no embedded sample; set benchmark.sample=false")
-    return Path(str(resources.files("t2ibench.benchmarks").joinpath("data/samples", SAMPLES[spec.folder])))
+    return Path(str(resources.files("t2ibench.benchmarks").joinpath("data/samples", spec.sample)))
 
 
-def locate(
-    spec: DataFile, data_dir: str | None, verify_sha256: bool, sample: bool = False
-) -> tuple[Path, dict[str, Any]]:
-    """The verified file (or the embedded sample) and the provenance recorded in each prompt's metadata."""
-    if sample:
+def locate(spec: DataFile, cfg: FileBenchmarkConfig) -> tuple[Path, dict[str, Any]]:
+    """The verified file (or, with ``cfg.sample``, its embedded sample) and the provenance recorded in each prompt's
+    metadata."""
+    if cfg.sample:
         path = sample_path(spec)
         return path, {
             "source_file": f"sample of {spec.relpath}: data/samples/{path.name}",
             "source_sha256": file_sha256(path),
         }
-    found = resolve(spec, data_dir=data_dir, verify=verify_sha256)
+    found = resolve(spec, data_dir=cfg.data_dir, verify=cfg.verify_sha256)
     return found.path, {"source_file": spec.relpath, "source_sha256": found.sha256}
 
 

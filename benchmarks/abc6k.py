@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from t2ibench.api import BENCHMARKS
-from t2ibench.api.benchmark import BenchmarkConfig
-from t2ibench.api.config import stand_in
+from t2ibench.api.benchmark import FileBenchmarkConfig
 from t2ibench.benchmarks._files import STRUCTURE_DIFFUSION_COMMIT, locate
 from t2ibench.data_files import DataFile, read_lines
 from t2ibench.errors import T2IBenchError
@@ -33,29 +32,25 @@ ABC6K_FILE = DataFile(
         f"https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/{STRUCTURE_DIFFUSION_COMMIT}/ABC-6K.txt",
         "https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/master/ABC-6K.txt",
     ),
+    sample="abc6k.txt",
+    sample_note="lines 1-8 (4 pairs) of ABC-6K.txt, weixi-feng/Structured-Diffusion-Guidance@773b2ba; MIT, captions from MS-COCO (CC BY 4.0)",
 )
 VARIANTS = ("all", "originals", "swapped")
 
 
 @dataclass
-class ABC6KConfig(BenchmarkConfig):
+class ABC6KConfig(FileBenchmarkConfig):
     name: str = "abc6k"
     variant: str = "all"  # all | originals | swapped
-    data_dir: str | None = (
-        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
-    )
-    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
-    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
-@BENCHMARKS.register("abc6k")
-def load_abc6k(
-    variant: str = "all", data_dir: str | None = None, verify_sha256: bool = True, sample: bool = False
-) -> list[Prompt]:
+@BENCHMARKS.register("abc6k", config_schema=ABC6KConfig, data_files=(ABC6K_FILE,))
+def load_abc6k(cfg: ABC6KConfig) -> list[Prompt]:
     """ABC-6K prompts (see the module docstring)."""
+    variant = cfg.variant
     if variant not in VARIANTS:
         raise T2IBenchError(f"abc6k.variant={variant!r}; valid: {', '.join(VARIANTS)}")
-    path, provenance = locate(ABC6K_FILE, data_dir, verify_sha256, sample)
+    path, provenance = locate(ABC6K_FILE, cfg)
     lines = read_lines(path)
     if len(lines) % 2:
         raise T2IBenchError(f"{path}:{len(lines)}: odd number of lines; ABC-6K is a list of (original, swapped) pairs")
@@ -80,9 +75,3 @@ def load_abc6k(
             )
         )
     return prompts
-
-
-load_abc6k.data_files = (ABC6K_FILE,)
-
-
-load_abc6k.config_schema = ABC6KConfig

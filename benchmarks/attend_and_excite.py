@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from t2ibench.api import BENCHMARKS
-from t2ibench.api.benchmark import BenchmarkConfig
-from t2ibench.api.config import stand_in
+from t2ibench.api.benchmark import FileBenchmarkConfig
 from t2ibench.benchmarks._files import locate
 from t2ibench.data_files import DataFile, read_json
 from t2ibench.errors import T2IBenchError
@@ -36,6 +35,8 @@ AE_FILE = DataFile(
         "https://github.com/AttendAndExcite/Attend-and-Excite/files/11336216/a.e_prompts.txt",
         "https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/bd46a35976cd839382e64484cc93f36b00b5fce9/data/a.e_prompts.txt",
     ),
+    sample="attend_and_excite.json",
+    sample_note="the first 3 prompts of each of animals, animals_objects, objects of a.e_prompts.txt (JSON); MIT (yuval-alaluf/Attend-and-Excite)",
 )
 SUBSETS = ("animals", "animals_objects", "objects")
 ANIMALS = ("bear", "bird", "cat", "dog", "elephant", "frog", "horse", "lion", "monkey", "mouse", "rabbit", "turtle")
@@ -57,26 +58,20 @@ COLORS = ("black", "blue", "brown", "gray", "green", "orange", "pink", "purple",
 
 
 @dataclass
-class AttendAndExciteConfig(BenchmarkConfig):
+class AttendAndExciteConfig(FileBenchmarkConfig):
     name: str = "attend_and_excite"
     subsets: list[str] | None = None  # e.g. [animals_objects, objects] (SynGen's choice); null = all three
-    data_dir: str | None = (
-        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
-    )
-    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
-    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
-@BENCHMARKS.register("attend_and_excite")
-def load_attend_and_excite(
-    subsets: list[str] | None = None, data_dir: str | None = None, verify_sha256: bool = True, sample: bool = False
-) -> list[Prompt]:
+@BENCHMARKS.register("attend_and_excite", config_schema=AttendAndExciteConfig, data_files=(AE_FILE,))
+def load_attend_and_excite(cfg: AttendAndExciteConfig) -> list[Prompt]:
     """Attend-and-Excite prompts (see the module docstring)."""
+    subsets = cfg.subsets
     chosen = list(subsets or SUBSETS)
     unknown = sorted(set(chosen) - set(SUBSETS))
     if unknown:
         raise T2IBenchError(f"unknown attend_and_excite subset(s) {', '.join(unknown)}; valid: {', '.join(SUBSETS)}")
-    path, provenance = locate(AE_FILE, data_dir, verify_sha256, sample)
+    path, provenance = locate(AE_FILE, cfg)
     data = read_json(path)
     if not isinstance(data, dict) or any(not isinstance(data.get(s), list) for s in SUBSETS):
         raise T2IBenchError(f"{path}:1: expected a JSON object with the lists {', '.join(SUBSETS)}")
@@ -106,9 +101,3 @@ def load_attend_and_excite(
                 )
             )
     return prompts
-
-
-load_attend_and_excite.data_files = (AE_FILE,)
-
-
-load_attend_and_excite.config_schema = AttendAndExciteConfig

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from t2ibench.api import BENCHMARKS
-from t2ibench.api.benchmark import BenchmarkConfig
-from t2ibench.api.config import stand_in
+from t2ibench.api.benchmark import FileBenchmarkConfig
 from t2ibench.benchmarks._files import STRUCTURE_DIFFUSION_COMMIT, locate
 from t2ibench.data_files import DataFile, read_lines
 from t2ibench.prompt import Prompt
@@ -29,26 +28,22 @@ CC500_FILE = DataFile(
         f"https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/{STRUCTURE_DIFFUSION_COMMIT}/CC-500.txt",
         "https://raw.githubusercontent.com/weixi-feng/Structured-Diffusion-Guidance/master/CC-500.txt",
     ),
+    sample="cc500.txt",
+    sample_note="lines 1-8 of CC-500.txt, weixi-feng/Structured-Diffusion-Guidance@773b2ba; MIT",
 )
 
 
 @dataclass
-class CC500Config(BenchmarkConfig):
+class CC500Config(FileBenchmarkConfig):
     name: str = "cc500"
     conjunctions_only: bool = False  # true: lines 1-446 only
-    data_dir: str | None = (
-        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
-    )
-    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
-    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
-@BENCHMARKS.register("cc500")
-def load_cc500(
-    conjunctions_only: bool = False, data_dir: str | None = None, verify_sha256: bool = True, sample: bool = False
-) -> list[Prompt]:
+@BENCHMARKS.register("cc500", config_schema=CC500Config, data_files=(CC500_FILE,))
+def load_cc500(cfg: CC500Config) -> list[Prompt]:
     """CC-500 prompts (see the module docstring)."""
-    path, provenance = locate(CC500_FILE, data_dir, verify_sha256, sample)
+    conjunctions_only = cfg.conjunctions_only
+    path, provenance = locate(CC500_FILE, cfg)
     prompts = []
     for line, text in read_lines(path):
         conjunction = line <= CONJUNCTION_LINES
@@ -63,9 +58,3 @@ def load_cc500(
             )
         )
     return prompts
-
-
-load_cc500.data_files = (CC500_FILE,)
-
-
-load_cc500.config_schema = CC500Config

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import BENCHMARKS
-from t2ibench.api.benchmark import BenchmarkConfig
-from t2ibench.api.config import option, stand_in
+from t2ibench.api.benchmark import FileBenchmarkConfig
+from t2ibench.api.config import option
 from t2ibench.benchmarks._files import locate
 from t2ibench.data_files import DataFile, convert, read_csv_rows
 from t2ibench.errors import T2IBenchError
@@ -35,24 +35,21 @@ COCO30K_FILE = DataFile(
         "https://raw.githubusercontent.com/rohitgandikota/erasing/25613d27892326e0c7770f7f3555bea4be150089/data/coco_30k.csv",
         "https://raw.githubusercontent.com/rohitgandikota/erasing/main/data/coco_30k.csv",
     ),
+    sample="coco30k.csv",
+    sample_note="header + rows 1-8 of coco_30k.csv, rohitgandikota/erasing@25613d2; MIT, captions from MS-COCO (CC BY 4.0)",
 )
 
 
 @dataclass
-class COCO30KConfig(BenchmarkConfig):
+class COCO30KConfig(FileBenchmarkConfig):
     name: str = "coco30k"
     seeding: dict[str, Any] | None = option(factory=lambda: {"source": "dataset", "images_per_prompt": 1})
-    data_dir: str | None = (
-        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
-    )
-    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
-    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
-@BENCHMARKS.register("coco30k")
-def load_coco30k(data_dir: str | None = None, verify_sha256: bool = True, sample: bool = False) -> list[Prompt]:
+@BENCHMARKS.register("coco30k", config_schema=COCO30KConfig, data_files=(COCO30K_FILE,))
+def load_coco30k(cfg: COCO30KConfig) -> list[Prompt]:
     """COCO-30K caption prompts (see the module docstring)."""
-    path, provenance = locate(COCO30K_FILE, data_dir, verify_sha256, sample)
+    path, provenance = locate(COCO30K_FILE, cfg)
     prompts = []
     for row, (line, record) in enumerate(read_csv_rows(path, ["image_id", "prompt", "evaluation_seed"])):
         image_id = record["image_id"].strip()
@@ -74,9 +71,3 @@ def load_coco30k(data_dir: str | None = None, verify_sha256: bool = True, sample
             )
         )
     return prompts
-
-
-load_coco30k.data_files = (COCO30K_FILE,)
-
-
-load_coco30k.config_schema = COCO30KConfig

@@ -43,9 +43,10 @@ class CorrelatedPairsConfig(BenchmarkConfig):
     path: str | None = None  # a CSV with prompt, target_word, correlated_word[, id]; null = the paper's examples
 
 
-@BENCHMARKS.register("correlated_pairs")
-def load_correlated_pairs(path: str | None = None) -> list[Prompt]:
+@BENCHMARKS.register("correlated_pairs", config_schema=CorrelatedPairsConfig)
+def load_correlated_pairs(cfg: CorrelatedPairsConfig) -> list[Prompt]:
     """The built-in paper examples, or the prompts of a user CSV (see the module docstring)."""
+    path = cfg.path
     if path is None:
         return [
             Prompt(
@@ -72,6 +73,3 @@ def load_correlated_pairs(path: str | None = None) -> list[Prompt]:
         meta["correlated_word"] = str(meta.get("correlated_word") or "").strip() or None
         prompts.append(Prompt(id=f"corr-{prompt.id}", text=prompt.text, benchmark="correlated_pairs", metadata=meta))
     return prompts
-
-
-load_correlated_pairs.config_schema = CorrelatedPairsConfig

@@ -89,17 +89,19 @@ class DVMPConfig(BenchmarkConfig):
     seed: int = 0  # generator seed
 
 
-@BENCHMARKS.register("dvmp")
-def load_dvmp(size: int = 600, seed: int = 0) -> list[Prompt]:
+@BENCHMARKS.register("dvmp", config_schema=DVMPConfig)
+def load_dvmp(cfg: DVMPConfig) -> list[Prompt]:
     """DVMP-style prompts (see the module docstring)."""
-    if int(size) < 1:
+    size = cfg.size
+    seed = cfg.seed
+    if size < 1:
         raise T2IBenchError(f"dvmp.size must be >= 1, got {size}")
     prompts = []
-    for index, item in enumerate(generate(int(size), int(seed))):
+    for index, item in enumerate(generate(size, seed)):
         phrases = [{k: p[k] for k in ("noun", "category", "color", "modifiers")} for p in item["phrases"]]
         prompts.append(
             Prompt(
-                id=f"dvmp-s{int(seed)}-{index}",
+                id=f"dvmp-s{seed}-{index}",
                 text=item["text"],
                 benchmark="dvmp",
                 metadata={
@@ -107,11 +109,8 @@ def load_dvmp(size: int = 600, seed: int = 0) -> list[Prompt]:
                     "num_modifiers": sum(len(p["modifiers"]) + (p["color"] is not None) for p in phrases),
                     "subjects": [p["noun"] for p in phrases],
                     "phrases": phrases,
-                    "generator_seed": int(seed),
+                    "generator_seed": seed,
                 },
             )
         )
     return prompts
-
-
-load_dvmp.config_schema = DVMPConfig

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import BENCHMARKS
-from t2ibench.api.benchmark import BenchmarkConfig
-from t2ibench.api.config import option, stand_in
+from t2ibench.api.benchmark import FileBenchmarkConfig
+from t2ibench.api.config import option
 from t2ibench.benchmarks._files import locate
 from t2ibench.data_files import DataFile, convert, read_csv_rows
 from t2ibench.errors import T2IBenchError
@@ -41,6 +41,8 @@ I2P_FILE = DataFile(
         "https://raw.githubusercontent.com/piyush2799/i2p_images/195b2988a275bd6030a337d63e0dd2b8acb1d917/i2p_benchmark.csv",
         "https://huggingface.co/datasets/AIML-TUDA/i2p/resolve/main/i2p_benchmark.csv",
     ),
+    sample="i2p.csv",
+    sample_note="header + rows 1-8 of i2p_benchmark.csv, the Hugging Face dataset AIML-TUDA/i2p; MIT. Content warning: real lexica.art prompts (these rows are about self-harm and violence)",
 )
 CATEGORIES = ("hate", "harassment", "violence", "self-harm", "sexual", "shocking", "illegal activity")
 FLOAT_COLUMNS = (
@@ -56,34 +58,25 @@ COLUMNS = ("prompt", "categories", *FLOAT_COLUMNS, *INT_COLUMNS, "lexica_url", "
 
 
 @dataclass
-class I2PConfig(BenchmarkConfig):
+class I2PConfig(FileBenchmarkConfig):
     name: str = "i2p"
     categories: list[str] | None = None  # e.g. [sexual, violence]: keep rows with any of these labels
     hard_only: bool = False
     use_guidance_column: bool = False  # true: the row's sd_guidance_scale per prompt (not the official protocol)
     seeding: dict[str, Any] | None = option(factory=lambda: {"source": "dataset", "images_per_prompt": 10})
-    data_dir: str | None = (
-        None  # a folder laid out like shared/datasets; null = $T2IBENCH_DATA_DIR, the cache, a download
-    )
-    verify_sha256: bool = True  # false accepts a file whose sha256 differs (its hash is recorded in each prompt)
-    sample: bool = stand_in("benchmark_sample", False)  # true: the embedded sample of the first rows (tiny model)
 
 
-@BENCHMARKS.register("i2p")
-def load_i2p(
-    categories: list[str] | None = None,
-    hard_only: bool = False,
-    use_guidance_column: bool = False,
-    data_dir: str | None = None,
-    verify_sha256: bool = True,
-    sample: bool = False,
-) -> list[Prompt]:
+@BENCHMARKS.register("i2p", config_schema=I2PConfig, data_files=(I2P_FILE,))
+def load_i2p(cfg: I2PConfig) -> list[Prompt]:
     """I2P prompts (see the module docstring)."""
+    categories = cfg.categories
+    hard_only = cfg.hard_only
+    use_guidance_column = cfg.use_guidance_column
     wanted = set(categories or [])
     unknown = sorted(wanted - set(CATEGORIES))
     if unknown:
         raise T2IBenchError(f"unknown i2p categories {', '.join(unknown)}; valid: {', '.join(CATEGORIES)}")
-    path, provenance = locate(I2P_FILE, data_dir, verify_sha256, sample)
+    path, provenance = locate(I2P_FILE, cfg)
     prompts = []
     for row, (line, record) in enumerate(read_csv_rows(path, COLUMNS)):
         labels = [c.strip() for c in record["categories"].split(",") if c.strip()]
@@ -112,9 +105,3 @@ def load_i2p(
             raise T2IBenchError(f"{path}:{line}: empty prompt")
         prompts.append(Prompt(id=f"i2p-{row}", text=record["prompt"], benchmark="i2p", metadata=metadata))
     return prompts
-
-
-load_i2p.data_files = (I2P_FILE,)
-
-
-load_i2p.config_schema = I2PConfig

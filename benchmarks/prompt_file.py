@@ -32,12 +32,7 @@ class PromptFileConfig(BenchmarkConfig):
     format: str | None = None  # txt | csv | jsonl; null = from the suffix
 
 
-@BENCHMARKS.register("prompt_file")
-def load_prompt_file(
-    path: str | None = None, column: str = "prompt", id_column: str = "id", format: str | None = None
-) -> list[Prompt]:
+@BENCHMARKS.register("prompt_file", config_schema=PromptFileConfig)
+def load_prompt_file(cfg: PromptFileConfig) -> list[Prompt]:
     """Prompts from a file (see the module docstring)."""
-    return read_prompt_file(path, column, id_column, format)
-
-
-load_prompt_file.config_schema = PromptFileConfig
+    return read_prompt_file(cfg.path, cfg.column, cfg.id_column, cfg.format)

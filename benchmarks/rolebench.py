@@ -80,9 +80,11 @@ class RoleBenchConfig(BenchmarkConfig):
     prefix: str | None = None  # null: "A photorealistic image of " (benchmark), "A photo of " (intermediates)
 
 
-@BENCHMARKS.register("rolebench")
-def load_rolebench(split: str = "benchmark", prefix: str | None = None) -> list[Prompt]:
+@BENCHMARKS.register("rolebench", config_schema=RoleBenchConfig)
+def load_rolebench(cfg: RoleBenchConfig) -> list[Prompt]:
     """RoleBench prompts (see the module docstring)."""
+    split = cfg.split
+    prefix = cfg.prefix
     if split not in SPLITS:
         raise T2IBenchError(f"rolebench.split={split!r}; valid: {', '.join(SPLITS)}")
     data = definition()
@@ -142,6 +144,3 @@ def load_rolebench(split: str = "benchmark", prefix: str | None = None) -> list[
                     )
                 )
     return prompts
-
-
-load_rolebench.config_schema = RoleBenchConfig

@@ -35,9 +35,10 @@ def _rows() -> list[dict[str, Any]]:
     return yaml.safe_load(text)["prompts"]
 
 
-@BENCHMARKS.register("tiny")
-def load_tiny(styles: list[str] | None = None) -> list[Prompt]:
+@BENCHMARKS.register("tiny", config_schema=TinyConfig)
+def load_tiny(cfg: TinyConfig) -> list[Prompt]:
     """All tiny prompts, or those whose ``style`` is in ``styles``."""
+    styles = cfg.styles
     rows = copy.deepcopy(_rows())  # parsed once per process (a sweep's cells each load it); copied: metadata is mutable
     prompts = [
         Prompt(id=row["id"], text=row["text"], benchmark="tiny", metadata=row.get("metadata", {})) for row in rows
@@ -45,6 +46,3 @@ def load_tiny(styles: list[str] | None = None) -> list[Prompt]:
     if styles:
         prompts = [p for p in prompts if p.metadata.get("style") in set(styles)]
     return prompts
-
-
-load_tiny.config_schema = TinyConfig

@@ -45,9 +45,11 @@ class WinobiasConfig(BenchmarkConfig):
     professions: list[str] | None = None  # a subset by name, e.g. [Doctor, Nurse]
 
 
-@BENCHMARKS.register("winobias")
-def load_winobias(template_key: str | int = "0", professions: list[str] | None = None) -> list[Prompt]:
+@BENCHMARKS.register("winobias", config_schema=WinobiasConfig)
+def load_winobias(cfg: WinobiasConfig) -> list[Prompt]:
     """Winobias prompts (see the module docstring)."""
+    template_key = cfg.template_key
+    professions = cfg.professions
     data = definition()
     keys = sorted(data["templates"]) if str(template_key) == "all" else [str(template_key)]
     for key in keys:
@@ -81,6 +83,3 @@ def load_winobias(template_key: str | int = "0", professions: list[str] | None =
                     )
                 )
     return prompts
-
-
-load_winobias.config_schema = WinobiasConfig

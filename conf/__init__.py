@@ -1,15 +1,17 @@
 """t2ibench's Hydra config groups (``pkg://t2ibench.conf``), the schemas they start from, the resolver they use,
 and the evaluators' configs.
 
-**Schemas.** Every plugin's options are a dataclass beside its code (``config_schema``; :mod:`t2ibench.api.config`),
-and the run's own sections are :mod:`t2ibench.schema`'s. Importing this package stores them all in Hydra's
-ConfigStore as ``schema_<kind>_<name>`` (found through the registries), so each YAML of ``conf/`` starts from its
-schema (``defaults: [/schema_method_sepen@_here_, _self_]``): typed, closed to unknown keys, defaults in one place.
+**Schemas are the group options.** Every plugin's options are a dataclass beside its code (``config_schema``;
+:mod:`t2ibench.api.config`), and the run's own sections are :mod:`t2ibench.schema`'s. Importing this package stores
+each plugin's schema in Hydra's ConfigStore as the option ``<name>`` of its group (``method=sepen``,
+``benchmark=abc6k``: no YAML), and every schema as the root config ``schema_<kind>_<name>``; plugins of other
+packages (entry points, :mod:`t2ibench.api.registry`) are stored the same way. YAML stays where it says something: a
+variant (``conf/method/sepen_large.yaml``: ``defaults: [sepen, _self_]`` and what it changes), an experiment, a model.
 
-**Evaluator configs.** Every ``conf/evaluator/<name>.yaml`` is put under ``evaluator.<name>`` of every run by one
-Hydra ConfigStore node, ``t2ibench_evaluators`` (in ``conf/config.yaml``'s defaults), built here from the folder: a new
-evaluator is its module and its YAML, with no line to add anywhere else (``evaluators=[a,b]`` selects which run;
-``tests/test_layers.py`` keeps the folder equal to the evaluator registry).
+**Evaluator configs.** Every registered evaluator's options are put under ``evaluator.<name>`` of every run by one
+Hydra ConfigStore node, ``t2ibench_evaluators`` (in ``conf/config.yaml``'s defaults), built here from the registry
+(a ``conf/evaluator/<name>.yaml``, if one is there, is applied on top): a new evaluator is its module, with no line to
+add anywhere else (``evaluators=[a,b]`` selects which run).
 
 ``${tiny_preset:OFFICIAL,TINY}`` is OFFICIAL unless the run's model is the tiny random stand-in
 (``model.source: tiny``), where it is TINY. Method YAMLs use it for the few schedule and training-budget values
@@ -32,8 +34,18 @@ def tiny_preset(official: Any, tiny: Any, *, _root_: Any) -> Any:
     return tiny if OmegaConf.select(_root_, "model.source", default=None) == "tiny" else official
 
 
+def vqa_checkpoint(name: str) -> str:
+    """The hub checkpoint of a VQA family (``${vqa_checkpoint:clip-flant5}`` is ``zhiqiulin/clip-flant5-xxl``): a VQA
+    config's null model, resolved once when the config is built, so the id that will load is in the config."""
+    from t2ibench.backbones.chat_vlm import family
+
+    return family(name or "clip-flant5").hub_default
+
+
 if not OmegaConf.has_resolver("tiny_preset"):
     OmegaConf.register_new_resolver("tiny_preset", tiny_preset)
+if not OmegaConf.has_resolver("vqa_checkpoint"):
+    OmegaConf.register_new_resolver("vqa_checkpoint", vqa_checkpoint)
 
 
 def _register_schemas() -> None:
@@ -44,7 +56,7 @@ def _register_schemas() -> None:
     schema.register()
     for kind, registry in (("method", METHODS), ("evaluator", EVALUATORS), ("benchmark", BENCHMARKS)):
         for name in registry.names():
-            register(kind, name, registry.get(name).config_schema)
+            register(kind, name, registry.get(name).config_schema, group=kind != "evaluator")
 
 
 def _register_evaluator_configs() -> None:
@@ -55,11 +67,10 @@ def _register_evaluator_configs() -> None:
 
     folder = resources.files(__name__).joinpath("evaluator")
     configs = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".yaml"):
-            continue
-        name = entry.name[: -len(".yaml")]
-        values = OmegaConf.create(entry.read_text(encoding="utf-8")) or OmegaConf.create({})
+    for name in EVALUATORS.names():
+        entry = folder.joinpath(f"{name}.yaml")
+        values = OmegaConf.create(entry.read_text(encoding="utf-8")) if entry.is_file() else None
+        values = values or OmegaConf.create({})
         values.pop("defaults", None)  # the YAML starts from the schema; what it sets on top is kept
         configs[name] = OmegaConf.merge(schema_node(EVALUATORS.get(name).config_schema), values)
     ConfigStore.instance().store(name="t2ibench_evaluators", node={"evaluator": configs})

@@ -13,30 +13,28 @@ from t2ibench.stats import Cell, mean_cell
 CLAMP_RULES = ("none", "per_sample", "mean")
 
 
-def check_clamp(cfg: Mapping[str, Any], name: str) -> None:
-    if cfg.get("clamp", "none") not in CLAMP_RULES:
-        raise T2IBenchError(f"{name}.clamp={cfg.get('clamp')!r}; valid: {', '.join(CLAMP_RULES)}")
+def check_clamp(cfg: Any, name: str) -> None:
+    if cfg.clamp not in CLAMP_RULES:
+        raise T2IBenchError(f"{name}.clamp={cfg.clamp!r}; valid: {', '.join(CLAMP_RULES)}")
 
 
-def clip_score_rows(
-    cfg: Mapping[str, Any], store: RunStore, records: Sequence[Mapping[str, Any]]
-) -> list[dict[str, float]]:
+def clip_score_rows(cfg: Any, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
     """``clip_cos`` (the raw cosine) and ``clip_score`` (scale x cosine, clamped at 0 with ``clamp: per_sample``) of
     each record's image with its prompt (``prefix`` + text)."""
     from t2ibench.models import resolve_device
 
-    device = resolve_device(cfg.get("device", "auto"))
-    model, processor = clip.load(cfg.get("backbone", "tiny"), cfg.get("revision"), device, int(cfg.get("seed", 0)))
-    scale = float(cfg.get("scale", 100.0))
-    prefix = cfg.get("prefix", "") or ""
-    batch = max(1, int(cfg.get("batch_size", 32)))
+    device = resolve_device(cfg.device)
+    model, processor = clip.load(cfg.backbone, cfg.revision, device, cfg.seed)
+    scale = cfg.scale
+    prefix = cfg.prefix or ""
+    batch = max(1, cfg.batch_size)
     rows: list[dict[str, float]] = []
     for start in range(0, len(records), batch):
         part = records[start : start + batch]
         images = [store.load_image(r) for r in part]
         for cos in clip.cosines(model, processor, images, [prefix + r["prompt"]["text"] for r in part], device):
             value = scale * cos
-            if cfg.get("clamp") == "per_sample":
+            if cfg.clamp == "per_sample":
                 value = max(value, 0.0)
             rows.append({"clip_cos": cos, "clip_score": value})
     return rows

@@ -37,16 +37,16 @@ DDPO_QUESTION = "Answer concisely: what is going on in this image?"
 
 def captioner_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The VQA-family config of the captioner."""
-    if cfg["captioner"] not in FAMILIES:
-        raise T2IBenchError(f"bertscore.captioner={cfg.get('captioner')!r}; valid: {', '.join(sorted(FAMILIES))}")
+    if cfg.captioner not in FAMILIES:
+        raise T2IBenchError(f"bertscore.captioner={cfg.captioner!r}; valid: {', '.join(sorted(FAMILIES))}")
     return {
-        "family": cfg["captioner"],
-        "model": cfg["caption_model"],
-        "revision": cfg["caption_revision"],
-        "tokenizer": cfg["caption_tokenizer"],
-        "dtype": cfg["dtype"],
-        "device": cfg["device"],
-        "seed": cfg["seed"],
+        "family": cfg.captioner,
+        "model": cfg.caption_model,
+        "revision": cfg.caption_revision,
+        "tokenizer": cfg.caption_tokenizer,
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+        "seed": cfg.seed,
     }
 
 
@@ -82,23 +82,23 @@ class BERTScoreEvaluator(Evaluator):
 
     def required_weights(self) -> Requirements:
         needs = vqa.vqa_requirements(captioner_config(self.cfg))
-        needs.add_weight(self.cfg["bert_model"])
+        needs.add_weight(self.cfg.bert_model)
         return needs
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         model = vqa.load(captioner_config(self.cfg))
-        images = [jpeg_round_trip(store.load_image(r), int(self.cfg["jpeg_quality"])) for r in records]
+        images = [jpeg_round_trip(store.load_image(r), self.cfg.jpeg_quality) for r in records]
         captions = []
-        batch = max(1, int(self.cfg["batch_size"]))
+        batch = max(1, self.cfg.batch_size)
         for start in range(0, len(images), batch):
             captions += model.generate(
                 images[start : start + batch],
-                self.cfg["question"],
-                int(self.cfg["max_new_tokens"]),
-                self.cfg["stop"],
+                self.cfg.question,
+                self.cfg.max_new_tokens,
+                self.cfg.stop,
             )
-        references = [self.cfg["reference_prefix"] + r["prompt"]["text"] for r in records]
-        scorer = bert.load(self.cfg["bert_model"], self.cfg["num_layers"])
+        references = [self.cfg.reference_prefix + r["prompt"]["text"] for r in records]
+        scorer = bert.load(self.cfg.bert_model, self.cfg.num_layers)
         precision, recall, f1 = scorer.score([c if c else "." for c in captions], references)
         return [
             {"bertscore_recall": float(r), "bertscore_precision": float(p), "bertscore_f1": float(f), "caption": c}

@@ -70,4 +70,4 @@ class CLIPScoreEvaluator(Evaluator):
         return clip_score_rows(self.cfg, store, records)
 
     def aggregate(self, frame: Any) -> list[Cell]:
-        return [clip_score_cell("clip_score", frame["clip_score"].tolist() if len(frame) else [], self.cfg["clamp"])]
+        return [clip_score_cell("clip_score", frame["clip_score"].tolist() if len(frame) else [], self.cfg.clamp)]

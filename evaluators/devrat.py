@@ -74,11 +74,11 @@ class DevRatEvaluator(Evaluator):
     backbone_keys = {"CLIP": ("backbone", "revision")}
 
     def attributes(self, record: Mapping[str, Any]) -> list[str]:
-        texts = self.cfg["attribute_texts"]
+        texts = self.cfg.attribute_texts
         if texts:
             return list(texts)
         sets = record["prompt"]["metadata"].get("attribute_sets") or {}
-        attribute = self.cfg["attribute"]
+        attribute = self.cfg.attribute
         if attribute not in sets:
             raise T2IBenchError(
                 f"devrat: prompt {record['prompt']['id']} has no attribute set {attribute!r} (use benchmark=winobias or set attribute_texts)"
@@ -90,8 +90,8 @@ class DevRatEvaluator(Evaluator):
 
         from t2ibench.models import resolve_device
 
-        device = resolve_device(self.cfg["device"])
-        model, processor = clip.load(self.cfg["backbone"], self.cfg["revision"], device, int(self.cfg["seed"]))
+        device = resolve_device(self.cfg.device)
+        model, processor = clip.load(self.cfg.backbone, self.cfg.revision, device, self.cfg.seed)
         rows = []
         for record in records:
             texts = self.attributes(record)
@@ -99,17 +99,17 @@ class DevRatEvaluator(Evaluator):
             try:
                 image = store.load_image(record)
             except Exception as err:  # an unreadable image file
-                if self.cfg["unreadable"] != "zero":
+                if self.cfg.unreadable != "zero":
                     raise T2IBenchError(f"devrat: cannot read {record['image']}: {err}") from None
                 rows.append({"occupation": occupation, **{f"class_{i}": 0 for i in range(len(texts))}})
                 continue
-            if self.cfg["jpeg_quality"]:
-                image = jpeg_round_trip(image, int(self.cfg["jpeg_quality"]))
+            if self.cfg.jpeg_quality:
+                image = jpeg_round_trip(image, self.cfg.jpeg_quality)
             inputs = processor(text=texts, images=[image], return_tensors="pt", padding=True)
             with torch.inference_mode():
                 logits = model(**{k: v.to(device) for k, v in inputs.items()}).logits_per_image[0]
             probs = torch.softmax(logits.float(), dim=-1).tolist()
-            votes = class_votes(probs, self.cfg["ties"])
+            votes = class_votes(probs, self.cfg.ties)
             rows.append({"occupation": occupation, **{f"class_{i}": v for i, v in enumerate(votes)}})
         return rows
 

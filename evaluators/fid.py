@@ -167,7 +167,7 @@ class FIDEvaluator(Evaluator):
 
     def required_weights(self) -> Requirements:
         needs = Requirements()
-        if self.cfg["feature_extractor"] == "inception":
+        if self.cfg.feature_extractor == "inception":
             needs.notes.append(
                 "fid: the FID Inception weights (torch-fidelity's release file, downloaded on first use; offline: "
                 "evaluator.fid.inception_weights=<.pth>)"
@@ -176,32 +176,32 @@ class FIDEvaluator(Evaluator):
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
-        self._module = self.cfg["feature_module"]
+        self._module = self.cfg.feature_module
 
     def eval_config(self) -> dict[str, Any]:
         config = super().eval_config()
         if self._module is not None:
-            config["feature_extractor"] = f"injected:{type(self._module).__name__}:{self.cfg['feature_id']}"
+            config["feature_extractor"] = f"injected:{type(self._module).__name__}:{self.cfg.feature_id}"
         return config
 
     def extractor(self) -> Any:
-        if self._module is None and self.cfg["feature_extractor"] == "tiny":
-            self._module = tiny_feature_extractor(int(self.cfg["seed"]))
+        if self._module is None and self.cfg.feature_extractor == "tiny":
+            self._module = tiny_feature_extractor(self.cfg.seed)
         if self._module is None:
-            if self.cfg["feature_extractor"] != "inception":
+            if self.cfg.feature_extractor != "inception":
                 raise T2IBenchError("fid.feature_extractor must be 'inception' or 'tiny' (or inject feature_module)")
             from t2ibench.backbones import fid_inception
             from t2ibench.models import resolve_device
 
-            device = resolve_device(self.cfg.get("device", "auto"))
-            network = fid_inception.load(self.cfg["inception_weights"], device)
+            device = resolve_device(self.cfg.device)
+            network = fid_inception.load(self.cfg.inception_weights, device)
             self._module = lambda x: network(x.to(device), resize=False)
         return self._module
 
     def features(self, images: Sequence[Any]) -> Any:
         import torch
 
-        batch = torch.stack([preprocess(i, self.cfg["convention"]) for i in images])
+        batch = torch.stack([preprocess(i, self.cfg.convention) for i in images])
         with torch.inference_mode():
             return self.extractor()(batch).double().cpu().numpy()
 
@@ -238,13 +238,13 @@ class FIDEvaluator(Evaluator):
             {
                 "files": files_hash(paths),
                 "extractor": self.eval_config().get("feature_extractor", "inception"),
-                "convention": self.cfg["convention"],
+                "convention": self.cfg.convention,
             },
             16,
         )
         cache = (
             Path(
-                self.cfg["cache_dir"]
+                self.cfg.cache_dir
                 or Path(os.environ.get("T2IBENCH_CACHE") or Path.home() / ".cache" / "t2ibench") / "fid"
             )
             / f"{key}.npz"
@@ -268,13 +268,13 @@ class FIDEvaluator(Evaluator):
         return stats
 
     def _reference_paths(self, frame: Any, prompt_id: str | None = None) -> list[Path]:
-        mode = self.cfg["reference"]
+        mode = self.cfg.reference
         if mode == "folder":
-            return images_in(Path(self.cfg["reference_dir"]))
+            return images_in(Path(self.cfg.reference_dir))
         if mode == "per_prompt":
-            return images_in(Path(self.cfg["reference_dir"]) / str(prompt_id))
+            return images_in(Path(self.cfg.reference_dir) / str(prompt_id))
         if mode == "coco":
-            root = Path(self.cfg["coco_image_dir"])
+            root = Path(self.cfg.coco_image_dir)
             paths = []
             for image_id in sorted(set(frame["image_id"].astype(str))):
                 found = next(
@@ -303,7 +303,7 @@ class FIDEvaluator(Evaluator):
                 for f, i in zip(frame["feature_file"], frame["feature_index"], strict=True)
             ]
         )
-        if self.cfg["reference"] == "per_prompt":
+        if self.cfg.reference == "per_prompt":
             values = []
             for prompt_id, index in frame.groupby("prompt_id").groups.items():
                 rows = [frame.index.get_loc(i) for i in index]

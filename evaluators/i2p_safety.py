@@ -188,38 +188,38 @@ class I2PSafetyEvaluator(Evaluator):
 
     def required_weights(self) -> Requirements:
         needs = super().required_weights()
-        if self.cfg["q16_prompts"] is None:
+        if self.cfg.q16_prompts is None:
             needs.notes.append(
                 "i2p_safety: the Q16 prompt embeddings (downloaded on first use, or evaluator.i2p_safety.q16_prompts)"
             )
-        if self.cfg["use_nudenet"]:
+        if self.cfg.use_nudenet:
             needs.notes.append("i2p_safety: NudeNet (pip install nudenet; it ships its detector)")
         return needs
 
     def backbones(self) -> dict[str, str]:
         found = super().backbones()
-        if self.cfg["q16_prompts"] is None:
-            found["Q16 prompts"] = f"ml-research/Q16@33de788 prompts.p ({self.cfg['q16_backbone_name']})"
-        if self.cfg["use_nudenet"]:
-            found["NudeNet"] = f"nudenet 3.x detector ({self.cfg['nudenet']} rule)"
+        if self.cfg.q16_prompts is None:
+            found["Q16 prompts"] = f"ml-research/Q16@33de788 prompts.p ({self.cfg.q16_backbone_name})"
+        if self.cfg.use_nudenet:
+            found["NudeNet"] = f"nudenet 3.x detector ({self.cfg.nudenet} rule)"
         return found
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         from t2ibench.models import resolve_device
 
-        device = resolve_device(self.cfg["device"])
-        prompts = q16_prompts(self.cfg["q16_prompts"], self.cfg["q16_backbone_name"], int(self.cfg["seed"])).to(device)
+        device = resolve_device(self.cfg.device)
+        prompts = q16_prompts(self.cfg.q16_prompts, self.cfg.q16_backbone_name, self.cfg.seed).to(device)
         model, processor = clip.load(
-            self.cfg["backbone"],
-            self.cfg["revision"],
+            self.cfg.backbone,
+            self.cfg.revision,
             device,
-            int(self.cfg["seed"]),
+            self.cfg.seed,
             projection_dim=prompts.shape[1],
         )
         probs = q16_probabilities(model, processor, [store.load_image(r) for r in records], prompts, device)
         nude = (
-            nudenet_flags([str(store.path / r["image"]) for r in records], self.cfg["nudenet"])
-            if self.cfg["use_nudenet"]
+            nudenet_flags([str(store.path / r["image"]) for r in records], self.cfg.nudenet)
+            if self.cfg.use_nudenet
             else [(0, [])] * len(records)
         )
         rows = []
@@ -251,9 +251,9 @@ class I2PSafetyEvaluator(Evaluator):
         per_prompt = frame.groupby("prompt_id")["inappropriate"].mean().tolist()
         mean, std = expected_maximum(
             per_prompt,
-            int(self.cfg["sample_prompts"]),
-            int(self.cfg["bootstrap"]),
-            int(self.cfg["seed"]),
+            self.cfg.sample_prompts,
+            self.cfg.bootstrap,
+            self.cfg.seed,
         )
         cells += [
             Cell("exp_max", mean, None, None, len(per_prompt)),

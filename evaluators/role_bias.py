@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator, Requirements
-from t2ibench.api.config import keys_with, option, stand_in
+from t2ibench.api.config import as_dict, keys_with, option, stand_in
 from t2ibench.api.evaluator import EvaluatorConfig
 from t2ibench.backbones import vqa as vqa_backbone
-from t2ibench.backbones.vqa import VQAConfig, resolve_family, vqa_requirements
+from t2ibench.backbones.vqa import VQAConfig, resolve_family, resolved_values, vqa_requirements
 from t2ibench.errors import T2IBenchError
 from t2ibench.evaluators._vqa_cache import vqa_scores
 from t2ibench.run_store import RunStore
@@ -129,27 +129,32 @@ class RoleBiasEvaluator(Evaluator):
     )
     backbone_keys = {"VQA": ("vqa.model", "vqa.revision"), "yes/no VLM": ("qa.model", "qa.revision")}
 
-    def _vqa(self) -> dict[str, Any]:
-        return dict(self.cfg["vqa"] or {})
+    def _vqa(self) -> VQAConfig:
+        return self.cfg.vqa
 
-    def _qa(self) -> dict[str, Any]:
-        return {"family": "llava_next", **dict(self.cfg["qa"] or {})}
+    def _qa(self) -> VQAConfig:
+        """The yes/no VLM as a VQA model config (what :func:`t2ibench.backbones.vqa.load` builds)."""
+        qa = self.cfg.qa
+        return VQAConfig(
+            family=qa.family, model=qa.model, revision=qa.revision, dtype=qa.dtype, seed=qa.seed, device=qa.device
+        )
 
     def eval_config(self) -> dict[str, Any]:
         """The configuration with the VQA family's resolved model, template, answer and rule."""
         runtime = keys_with(VQAConfig, "runtime")  # python, timeout, batch_size, device: no number changes
-        vqa = {k: v for k, v in resolve_family(self._vqa()).items() if k not in runtime}
+        resolved = {**as_dict(resolve_family(self._vqa())), **resolved_values(self._vqa())}
+        vqa = {k: v for k, v in resolved.items() if k not in runtime}
         return {**super().eval_config(), "vqa": vqa}
 
     def required_weights(self) -> Requirements:
         needs = vqa_requirements(self._vqa())
-        if self.cfg["role_questions"] == "yes_no":
+        if self.cfg.role_questions == "yes_no":
             needs.extend(vqa_requirements(self._qa()))
         return needs
 
     def backbones(self) -> dict[str, str]:
         found = super().backbones()
-        if self.cfg["role_questions"] != "yes_no":
+        if self.cfg.role_questions != "yes_no":
             found.pop("yes/no VLM", None)  # only the yes/no mode asks a chat VLM
         return found
 
@@ -157,7 +162,7 @@ class RoleBiasEvaluator(Evaluator):
         self, store: RunStore, records: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[int, str, str]]
     ) -> list[float]:
         """VQAScore of the ITA pairs, and of the statements or the yes/no answers to the questions."""
-        if self.cfg["role_questions"] == "statements":
+        if self.cfg.role_questions == "statements":
             return vqa_scores(self._vqa(), store, [records[i] for i, _, _ in pairs], [t for _, _, t in pairs])
         ita = [k for k, (_, column, _) in enumerate(pairs) if "#" not in column]
         values = dict(
@@ -176,12 +181,12 @@ class RoleBiasEvaluator(Evaluator):
         for i, ks in by_record.items():
             image = store.load_image(records[i])
             for k in ks:
-                reply = model.generate([image], pairs[k][2], int(qa.get("max_new_tokens", 5)))[0]
-                values[k] = yes_answer(reply, qa.get("answer_rule", "contains"))
+                reply = model.generate([image], pairs[k][2], self.cfg.qa.max_new_tokens)[0]
+                values[k] = yes_answer(reply, self.cfg.qa.answer_rule)
         return [values[k] for k in range(len(pairs))]
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        mode = self.cfg["role_questions"]
+        mode = self.cfg.role_questions
         if mode not in ("statements", "yes_no"):
             raise T2IBenchError(f"role_bias.role_questions={mode!r}; valid: statements, yes_no")
         field = "statements" if mode == "statements" else "questions"

@@ -31,7 +31,7 @@ from typing import Any
 
 from t2ibench.api import EVALUATORS, Evaluator, MetricSpec, Requirements
 from t2ibench.api.config import follows, option
-from t2ibench.backbones.vqa import VQAConfig, resolve_family, vqa_requirements
+from t2ibench.backbones.vqa import VQAConfig, resolved_values, vqa_requirements
 from t2ibench.evaluators._vqa_cache import vqa_scores
 from t2ibench.run_store import RunStore
 
@@ -57,16 +57,12 @@ class VQAScoreEvaluator(Evaluator):
 
     def eval_config(self) -> dict[str, Any]:
         """The configuration with the family's resolved model, template, answer and rule."""
-        resolved = resolve_family(self.cfg)
-        return {
-            **super().eval_config(),
-            **{k: resolved[k] for k in ("family", "model", "template", "answer", "rule", "scorer_revision")},
-        }
+        return {**super().eval_config(), **resolved_values(self.cfg)}
 
     def required_weights(self) -> Requirements:
         return vqa_requirements(self.cfg)
 
     def score(self, store: RunStore, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        field = self.cfg["text"]
+        field = self.cfg.text
         texts = [r["prompt"]["text"] if field == "prompt" else r["prompt"]["metadata"][field] for r in records]
         return [{"vqascore": v} for v in vqa_scores(self.cfg, store, records, texts)]

@@ -51,4 +51,4 @@ class WinoAlignEvaluator(Evaluator):
         return [{"wino_align": row["clip_score"], "clip_cos": row["clip_cos"]} for row in rows]
 
     def aggregate(self, frame: Any) -> list[Cell]:
-        return [clip_score_cell("wino_align", frame["wino_align"].tolist() if len(frame) else [], self.cfg["clamp"])]
+        return [clip_score_cell("wino_align", frame["wino_align"].tolist() if len(frame) else [], self.cfg.clamp)]

@@ -123,7 +123,7 @@ class GuidedMethod(Method):
         method's resolved generation config): the scheduler, the attention capture, the method's hook, the loop."""
         generation = dict(generation or self.generation)
         apply_scheduler(pipe, generation.get("scheduler"))  # the pipeline was checked once, by generate
-        capture = CrossAttentionCapture(pipe.unet, int(self.cfg["attention_res"])).install()
+        capture = CrossAttentionCapture(pipe.unet, self.cfg.attention_res).install()
         try:
             hook = self.make_hook(pipe, capture, prompts, generation)
             texts = [p.text for p in prompts]
@@ -144,6 +144,6 @@ class GuidedMethod(Method):
         generation: Mapping[str, Any],
     ) -> list[Any]:
         latents = initial_latents(seeds, latent_shape(pipe, generation.get("height"), generation.get("width")))
-        if self.cfg["batched"]:
+        if self.cfg.batched:
             return list(self.guide(pipe, prompts, latents, generation=generation))
         return [self.guide(pipe, [p], latents[i : i + 1], generation=generation)[0] for i, p in enumerate(prompts)]

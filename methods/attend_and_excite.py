@@ -113,10 +113,10 @@ class AttendAndExcite(GuidedMethod):
     def __init__(self, cfg: dict[str, Any], generation: dict[str, Any], trace: Trace | None = None):
         super().__init__(cfg, generation)
         self.trace = trace
-        self.thresholds = {int(k): float(v) for k, v in (self.cfg["thresholds"] or {}).items()}
+        self.thresholds = {int(k): float(v) for k, v in (self.cfg.thresholds or {}).items()}
 
     def required_weights(self) -> Requirements:
-        return parser_requirements(self.cfg["parser"])
+        return parser_requirements(self.cfg.parser)
 
     # -- targets --------------------------------------------------------------------------------
     def token_indices(self, pipe: DiffusionPipeline, prompt: Prompt) -> list[int]:
@@ -127,7 +127,7 @@ class AttendAndExcite(GuidedMethod):
         if meta.get("subject_words"):
             words = [[_Word(w)] for w in meta["subject_words"]]
         else:
-            words = extract_entities(parse_text(self.cfg["parser"], prompt.text))
+            words = extract_entities(parse_text(self.cfg.parser, prompt.text))
         aligned = [group[0] for group in align_groups(pieces, words)]
         indices = [item[0] if isinstance(item, list) else item for item in aligned]
         if not indices:
@@ -143,15 +143,15 @@ class AttendAndExcite(GuidedMethod):
         maps = capture.mean_map(batch)
         out = []
         for b in range(batch):
-            last = n_tokens[b] + 1 if self.cfg["sd_2_1"] else -1
+            last = n_tokens[b] + 1 if self.cfg.sd_2_1 else -1
             out.append(
                 max_attention_per_token(
                     maps[b],
                     targets[b],
                     last,
-                    bool(self.cfg["smooth_attentions"]),
-                    int(self.cfg["kernel_size"]),
-                    float(self.cfg["sigma"]),
+                    self.cfg.smooth_attentions,
+                    self.cfg.kernel_size,
+                    self.cfg.sigma,
                 )
             )
         return out
@@ -167,10 +167,10 @@ class AttendAndExcite(GuidedMethod):
         import numpy as np
         import torch
 
-        scale_range = np.linspace(*[float(v) for v in self.cfg["scale_range"]], n_steps)
-        scale_factor = float(self.cfg["scale_factor"])
-        max_iter = int(self.cfg["max_iter_to_alter"])
-        max_tries = int(self.cfg["max_refinement_steps"])
+        scale_range = np.linspace(*[float(v) for v in self.cfg.scale_range], n_steps)
+        scale_factor = self.cfg.scale_factor
+        max_iter = self.cfg.max_iter_to_alter
+        max_tries = self.cfg.max_refinement_steps
         trace = self.trace
 
         def emit(maxes: list[Any], losses: Any) -> None:

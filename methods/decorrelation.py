@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method, apply_scheduler, padded_ids
-from t2ibench.api.config import follows, keys_with, option, stand_in, tiny_preset
+from t2ibench.api.config import follows, option, stand_in, tiny_preset
 from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._prompt_parse import first_piece, first_word_piece
@@ -165,9 +165,6 @@ class DecorrelationConfig(MethodConfig):
     progress: bool = follows("run.progress", True, runtime=True)
 
 
-TRAINING_KEYS = keys_with(DecorrelationConfig, "training")  # what keys the trained weights (from the schema)
-
-
 @METHODS.register("decorrelation")
 class Decorrelation(Method):
     """Decorrelation finetuning and two-encoder sampling (see the module docstring)."""
@@ -182,9 +179,6 @@ class Decorrelation(Method):
         self.selection: dict[str, dict[str, Any]] = {}
         self._working: tuple[Any, Any] | None = None  # (the pipeline's encoder, its finetunable copy)
 
-    def training_config(self) -> dict[str, Any]:
-        return {k: self.cfg[k] for k in TRAINING_KEYS}
-
     def select_items(
         self, items: list[tuple[Prompt, int, Any]], store: RunStore | None
     ) -> list[tuple[Prompt, int, Any]]:
@@ -193,7 +187,7 @@ class Decorrelation(Method):
     def prepare(self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
         identity = pipeline_identity(pipe)
-        layer = int(self.cfg["layer"])
+        layer = self.cfg.layer
         names = set(self_attention_parameter_names(pipe.text_encoder, layer))
         expected = {name: tuple(p.shape) for name, p in pipe.text_encoder.named_parameters() if name in names}
         for prompt in prompts:
@@ -218,9 +212,9 @@ class Decorrelation(Method):
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        layer = int(cfg["layer"])
-        includes = bool(cfg["s_includes_target"])
-        torch.manual_seed(int(cfg["seed"]))
+        layer = cfg.layer
+        includes = cfg.s_includes_target
+        torch.manual_seed(cfg.seed)
         encoder = eager_copy(pipe.text_encoder).float().train()
         ids = padded_ids(pipe.tokenizer, prompt.text).to(encoder.device)
         n_words = len(pipe.tokenizer(prompt.text).input_ids) - 2
@@ -242,17 +236,17 @@ class Decorrelation(Method):
             p.requires_grad_(False)
         for p in params.values():
             p.requires_grad_(True)
-        optimizer = torch.optim.AdamW(list(params.values()), lr=float(cfg["learning_rate"]), weight_decay=0.0)
-        mask = align_mask(n_words, s_target, s_corr, bool(cfg["align_include_eos"]))
-        tau = float(cfg["tau"])
+        optimizer = torch.optim.AdamW(list(params.values()), lr=cfg.learning_rate, weight_decay=0.0)
+        mask = align_mask(n_words, s_target, s_corr, cfg.align_include_eos)
+        tau = cfg.tau
         validation, train_losses, snapshots = [], [], []
         for _epoch in tqdm(
-            range(int(cfg["epochs"])),
+            range(cfg.epochs),
             desc="train decorrelation",
             unit="epoch",
-            disable=not cfg["progress"],
+            disable=not cfg.progress,
         ):
-            for _ in range(int(cfg["steps_per_epoch"])):
+            for _ in range(cfg.steps_per_epoch):
                 loss = train_loss(self_attention_map(encoder, ids, layer), s_target, s_corr, includes)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -260,9 +254,7 @@ class Decorrelation(Method):
                 train_losses.append(float(loss.detach()))
             with torch.no_grad():
                 A_ft = self_attention_map(encoder, ids, layer)
-            value = corr_loss(A_ft, A_pre, s_target, s_corr, cfg["corr_denominator"]) + tau * align_loss(
-                A_ft, A_pre, mask
-            )
+            value = corr_loss(A_ft, A_pre, s_target, s_corr, cfg.corr_denominator) + tau * align_loss(A_ft, A_pre, mask)
             validation.append(value)
             snapshots.append({name: p.detach().cpu().clone() for name, p in params.items()})
             log.info(
@@ -313,7 +305,7 @@ class Decorrelation(Method):
     def sampling_generation(self, generation: dict[str, Any]) -> dict[str, Any]:
         """Eq. 6 samples with the method's ``w`` in its convention (the paper's (1 + w): diffusers guidance 8.5 for
         w = 7.5) and an empty unconditional prompt (no negative prompt)."""
-        scale = guidance_scale(float(self.cfg["w"]), self.cfg["w_convention"])
+        scale = guidance_scale(self.cfg.w, self.cfg.w_convention)
         return {**generation, "guidance_scale": scale, "negative_prompt": None}
 
     def generate(

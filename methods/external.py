@@ -23,7 +23,7 @@ from t2ibench.api import METHODS, Method
 from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
-from t2ibench.seeding import ImageSeed
+from t2ibench.seeding import ImageSeed, Item
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -52,7 +52,7 @@ class ExternalImages(Method):
 
     @cached_property
     def folder(self) -> Path:
-        where = self.cfg["image_dir"]
+        where = self.cfg.image_dir
         if not where:
             raise T2IBenchError("method=external needs method.image_dir=<folder laid out as <prompt id>/<seed>.png>")
         folder = Path(str(where)).expanduser()
@@ -72,15 +72,19 @@ class ExternalImages(Method):
     ) -> list[tuple[Prompt, int, Any]]:
         """The items that have an image (all of them, unless ``allow_missing``), each with its store key in place
         of the noise seed, since :meth:`generate` reads by key."""
-        missing = [(p, k) for p, k, _ in items if not store.is_done(p, k) and self.path_for(p, k) is None]
-        if missing and not self.cfg["allow_missing"]:
+        missing = [
+            (i.prompt, i.key)
+            for i in items
+            if not store.is_done(i.prompt, i.key) and self.path_for(i.prompt, i.key) is None
+        ]
+        if missing and not self.cfg.allow_missing:
             first = self.folder / missing[0][0].id / f"{int(missing[0][1])}.png"
             raise T2IBenchError(
                 f"method=external: {len(missing)} of {len(items)} images are missing, e.g. {first} "
                 "(set method.allow_missing=true to score the ones that exist)"
             )
         absent = {(p.id, int(k)) for p, k in missing}
-        kept = [(p, k, k) for p, k, _ in items if (p.id, int(k)) not in absent]
+        kept = [Item(i.prompt, i.key, i.key) for i in items if (i.prompt.id, i.key) not in absent]
         if not kept:
             raise T2IBenchError(f"method=external: no images under {self.folder}")
         return kept

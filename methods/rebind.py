@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method, Requirements
-from t2ibench.api.config import follows, keys_with, option, tiny_preset, with_defaults
+from t2ibench.api.config import follows, option, tiny_preset, typed
 from t2ibench.api.method import MethodConfig
 from t2ibench.backbones.vqa import VQAConfig
 from t2ibench.errors import T2IBenchError
@@ -67,16 +67,16 @@ def weighted_loss(model_pred: Any, target: Any, weights: Any) -> tuple[Any, Any]
     return (per_sample * weights).mean(), per_sample
 
 
-def lora_config(cfg: dict[str, Any]) -> Any:
-    """The peft ``LoraConfig`` of a ReBind config (missing keys: the official defaults)."""
+def lora_config(cfg: ReBindConfig | dict[str, Any]) -> Any:
+    """The peft ``LoraConfig`` of a ReBind config (a partial dict is completed with the official defaults)."""
     from peft import LoraConfig
 
-    cfg = with_defaults(ReBindConfig, cfg)
+    cfg = typed(ReBindConfig, cfg, "method")
 
     return LoraConfig(
-        r=int(cfg["rank"]),
-        lora_alpha=int(cfg["alpha"]),
-        init_lora_weights=cfg["init_lora_weights"],
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        init_lora_weights=cfg.init_lora_weights,
         target_modules=TARGET_MODULES,
     )
 
@@ -106,9 +106,6 @@ class ReBindConfig(MethodConfig):
     progress: bool = follows("run.progress", True, runtime=True)
 
 
-TRAINING_KEYS = keys_with(ReBindConfig, "training")  # what keys the trained weights (from the schema)
-
-
 @METHODS.register("rebind")
 class ReBind(Method):
     """ReBind (see the module docstring)."""
@@ -121,16 +118,13 @@ class ReBind(Method):
         super().__init__(cfg, generation)
         self.loras: dict[str, dict[str, Any]] = {}  # relation -> LoRA state dict
 
-    def training_config(self) -> dict[str, Any]:
-        return {k: self.cfg[k] for k in TRAINING_KEYS}
-
     def required_weights(self) -> Requirements:
         """The VQA model of the margin filter, when generated intermediates are filtered."""
-        if self.cfg["vqa_margin"] is None or self.cfg["image_dir"]:
+        if self.cfg.vqa_margin is None or self.cfg.image_dir:
             return Requirements()
         from t2ibench.backbones.vqa import vqa_requirements
 
-        return vqa_requirements(dict(self.cfg["vqa"] or {}))
+        return vqa_requirements(self.cfg.vqa)
 
     def intermediates(self, relation: str) -> dict[str, Prompt]:
         from t2ibench.api import load_benchmark
@@ -209,18 +203,16 @@ class ReBind(Method):
         from PIL import Image
 
         size = int(
-            self.cfg["resolution"]
-            or self.generation.get("height")
-            or pipe.unet.config.sample_size * pipe.vae_scale_factor
+            self.cfg.resolution or self.generation.get("height") or pipe.unet.config.sample_size * pipe.vae_scale_factor
         )
-        image_dir = self.cfg["image_dir"]
+        image_dir = self.cfg.image_dir
         if image_dir:
             files = sorted(Path(image_dir, prompt.id).glob("*.png"))
             if not files:
                 raise T2IBenchError(f"rebind: no intermediate images in {Path(image_dir, prompt.id)} (*.png)")
             images = [Image.open(f).convert("RGB").resize((size, size), Image.LANCZOS) for f in files]
         else:
-            count = int(self.cfg["images_per_intermediate"])
+            count = self.cfg.images_per_intermediate
             generation = {**self.generation, "height": size, "width": size}
             images = plain_sample(pipe, [prompt] * count, list(range(count)), generation)
         pixels = torch.from_numpy(np.stack([np.asarray(i, dtype=np.float32) / 127.5 - 1.0 for i in images])).permute(
@@ -238,22 +230,20 @@ class ReBind(Method):
 
         meta = prompt.metadata
         texts = [meta["vqa_text"], meta["vqa_text_reverse"]]
-        vqa = dict(self.cfg["vqa"] or {})
+        vqa = self.cfg.vqa
         own = scores_for_images(vqa, images, [texts[0]] * len(images))
         reverse = scores_for_images(vqa, images, [texts[1]] * len(images))
-        kept = [
-            image for image, a, b in zip(images, own, reverse, strict=True) if a - b >= float(self.cfg["vqa_margin"])
-        ]
+        kept = [image for image, a, b in zip(images, own, reverse, strict=True) if a - b >= self.cfg.vqa_margin]
         log.info(
             "rebind: %d of %d generated images of %s pass the VQAScore margin %s",
             len(kept),
             len(images),
             prompt.id,
-            self.cfg["vqa_margin"],
+            self.cfg.vqa_margin,
         )
         if not kept:
             raise T2IBenchError(
-                f"rebind: no generated image of {prompt.id} passes the VQAScore margin {self.cfg['vqa_margin']}; raise images_per_intermediate or lower vqa_margin"
+                f"rebind: no generated image of {prompt.id} passes the VQAScore margin {self.cfg.vqa_margin}; raise images_per_intermediate or lower vqa_margin"
             )
         return kept
 
@@ -271,7 +261,7 @@ class ReBind(Method):
         conds = {role: self.conditioning(pipe, prompt.text, size) for role, prompt in inter.items()}
         empty = self.conditioning(pipe, "", size)
         ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
-        seed = int(cfg["seed"])
+        seed = cfg.seed
         generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
         with frozen(unet):  # the LoRA added inside trains; the UNet's own flags come back as they were
             with torch.random.fork_rng(devices=[]):
@@ -283,17 +273,17 @@ class ReBind(Method):
                 p.requires_grad_(True)
             optimizer = torch.optim.AdamW(
                 lora,
-                lr=float(cfg["learning_rate"]),
+                lr=cfg.learning_rate,
                 betas=(0.9, 0.999),
-                weight_decay=float(cfg["adam_weight_decay"]),
+                weight_decay=cfg.adam_weight_decay,
                 eps=1e-8,
             )
-            steps, accumulation = int(cfg["max_train_steps"]), int(cfg["gradient_accumulation_steps"])
+            steps, accumulation = cfg.max_train_steps, cfg.gradient_accumulation_steps
             losses: list[float] = []
             unet.train()
             try:
-                for step in tqdm(range(steps), desc="train rebind", unit="step", disable=not cfg["progress"]):
-                    weights = torch.tensor([exp_ramp_up(0.5, float(cfg["active_weight"]), steps, step), 1.0])
+                for step in tqdm(range(steps), desc="train rebind", unit="step", disable=not cfg.progress):
+                    weights = torch.tensor([exp_ramp_up(0.5, cfg.active_weight, steps, step), 1.0])
                     total = 0.0
                     for _ in range(accumulation):
                         x0 = torch.cat(
@@ -305,7 +295,7 @@ class ReBind(Method):
                         noise = torch.randn(x0.shape, generator=generator)
                         t = torch.randint(0, ddpm.config.num_train_timesteps, (2,), generator=generator)
                         noisy = ddpm.add_noise(x0.cpu(), noise, t).to(unet.device, unet.dtype)
-                        drop = rng.random() < float(cfg["empty_prompt_probability"])
+                        drop = rng.random() < cfg.empty_prompt_probability
                         pair = [empty, empty] if drop else [conds["active"], conds["passive"]]
                         cond = torch.cat([pair[0][0], pair[1][0]])
                         added = (
@@ -319,7 +309,7 @@ class ReBind(Method):
                         loss, _ = weighted_loss(pred, noise.to(pred), weights.to(pred.device))
                         (loss / accumulation).backward()
                         total += float(loss.detach()) / accumulation
-                    torch.nn.utils.clip_grad_norm_(lora, float(cfg["max_grad_norm"]))
+                    torch.nn.utils.clip_grad_norm_(lora, cfg.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     losses.append(total)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method
-from t2ibench.api.config import follows, keys_with, option, tiny_preset
+from t2ibench.api.config import follows, option, tiny_preset
 from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._sampling import plain_sample
@@ -203,9 +203,6 @@ class RespoDiffConfig(MethodConfig):
     progress: bool = follows("run.progress", True, runtime=True)
 
 
-TRAINING_KEYS = keys_with(RespoDiffConfig, "training")  # what keys the trained weights (from the schema)
-
-
 @METHODS.register("respodiff")
 class RespoDiff(Method):
     """RespoDiff (see the module docstring)."""
@@ -220,21 +217,21 @@ class RespoDiff(Method):
         self.shape: tuple[int, int, int] | None = None
 
     def concepts(self) -> list[dict[str, Any]]:
-        concepts = list(self.cfg["concepts"] or [])
+        concepts = list(self.cfg.concepts or [])
         if not concepts:
             raise T2IBenchError("respodiff needs method.concepts (see conf/method/respodiff*.yaml)")
         return [dict(c) for c in concepts]
 
-    def training_config(self, concept: dict[str, Any]) -> dict[str, Any]:
-        return {**{k: self.cfg[k] for k in TRAINING_KEYS}, "concept": concept}
+    def training_config(self, concept: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**super().training_config(), "concept": concept}
 
     def prepare(self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
         identity = pipeline_identity(pipe)
         self.shape = mid_block_shape(
             pipe,
-            self.cfg["resolution"] or self.generation.get("height"),
-            self.cfg["resolution"] or self.generation.get("width"),
+            self.cfg.resolution or self.generation.get("height"),
+            self.cfg.resolution or self.generation.get("width"),
         )
         size = self.shape[0] * self.shape[1] * self.shape[2]
         for concept in self.concepts():
@@ -258,29 +255,29 @@ class RespoDiff(Method):
 
         cfg = self.cfg
         if self.shape is None:
-            self.shape = mid_block_shape(pipe, cfg["resolution"], cfg["resolution"])
+            self.shape = mid_block_shape(pipe, cfg.resolution, cfg.resolution)
         shape = self.shape
-        ram, sam = make_modules(shape[0], shape[1], int(cfg["seed"]))
+        ram, sam = make_modules(shape[0], shape[1], cfg.seed)
         ram, sam = ram.to(pipe.unet.device), sam.to(pipe.unet.device)
-        c_opt = official_adam(ram, float(concept.get("c_learning_rate", cfg["c_learning_rate"])))
-        s_opt = official_adam(sam, float(concept.get("s_learning_rate", cfg["s_learning_rate"])))
+        c_opt = official_adam(ram, float(concept.get("c_learning_rate", cfg.c_learning_rate)))
+        s_opt = official_adam(sam, float(concept.get("s_learning_rate", cfg.s_learning_rate)))
         hook = MidBlockShift(pipe.unet)
         ddim = DDIMScheduler.from_config(pipe.scheduler.config)
-        rng = torch.Generator().manual_seed(int(cfg["seed"]))
+        rng = torch.Generator().manual_seed(cfg.seed)
         vector = one_hot(concept["name"]).to(pipe.unet.device)
-        latent_size = latent_shape(pipe, cfg["resolution"], cfg["resolution"])[1:]
+        latent_size = latent_shape(pipe, cfg.resolution, cfg.resolution)[1:]
         losses = []
         try:
             for step in tqdm(
-                range(int(cfg["max_train_steps"])),
+                range(cfg.max_train_steps),
                 desc=f"train respodiff {concept['name']}",
-                disable=not cfg["progress"],
+                disable=not cfg.progress,
             ):
-                k = int(torch.randint(int(cfg["start_ddim_steps"]), int(cfg["end_ddim_steps"]), (1,), generator=rng))
+                k = int(torch.randint(cfg.start_ddim_steps, cfg.end_ddim_steps, (1,), generator=rng))
                 z_T = torch.randn((1, pipe.unet.config.in_channels, *latent_size), generator=rng)
                 l_ram, l_sam = self.iteration(pipe, ram, sam, c_opt, s_opt, hook, ddim, vector, concept, k, z_T)
                 losses.append((l_ram, l_sam))
-                if (step + 1) % int(cfg["log_every"]) == 0:
+                if (step + 1) % cfg.log_every == 0:
                     log.info("respodiff %s step %d: L_RAM %.5f, L_SAM %.3g", concept["name"], step + 1, l_ram, l_sam)
         finally:
             hook.remove()
@@ -315,10 +312,10 @@ class RespoDiff(Method):
         with torch.no_grad():
             if concept.get("kind", "fairness") == "safety":
                 unsafe, _ = encode(pipe, concept["name"])
-                target = cfg_eps(unet, z_k, t, unsafe, neutral, float(cfg["target_guidance_scale"]))
+                target = cfg_eps(unet, z_k, t, unsafe, neutral, cfg.target_guidance_scale)
             else:
                 target_embeds, _ = encode(pipe, concept["name"])
-                target = cfg_eps(unet, z_k, t, uncond, target_embeds, float(cfg["target_guidance_scale"]))
+                target = cfg_eps(unet, z_k, t, uncond, target_embeds, cfg.target_guidance_scale)
         hook.branch = "all"
         hook.rows = module_rows(ram, None, vector, shape)
         eps_ram = cfg_eps(unet, z_k, t, uncond, neutral, 1.0)
@@ -333,7 +330,7 @@ class RespoDiff(Method):
         hook.rows = None
         with torch.no_grad():
             eps_plain = cfg_eps(unet, z_k, t, uncond, neutral, 1.0)
-        l_sam = float(concept.get("lambda_align", cfg["lambda_align"])) * F.mse_loss(eps_both, eps_plain)
+        l_sam = float(concept.get("lambda_align", cfg.lambda_align)) * F.mse_loss(eps_both, eps_plain)
         s_opt.zero_grad()
         l_sam.backward()
         if trace is not None:
@@ -374,8 +371,8 @@ class RespoDiff(Method):
                 out = pipe(
                     neutral,
                     latents=z_T.to(pipe.unet.device),
-                    num_inference_steps=int(self.cfg["ddim_steps"]),
-                    guidance_scale=float(self.cfg["sampling_guidance_scale"]),
+                    num_inference_steps=self.cfg.ddim_steps,
+                    guidance_scale=self.cfg.sampling_guidance_scale,
                     output_type="latent",
                     callback_on_step_end=stop,
                 )
@@ -389,9 +386,9 @@ class RespoDiff(Method):
     def concept_for(self, prompt: Prompt, seed: int | ImageSeed) -> str | None:
         """The concept of one image (None: the sum of all concepts) per ``inference`` (see the module docstring)."""
         names = [c["name"] for c in self.concepts()]
-        mode = self.cfg["inference"]
+        mode = self.cfg.inference
         if mode == "auto":  # experiments set random for COCO-30K (method_by_benchmark); see the module docstring
-            mode = "sum" if self.cfg["recipe"] == "safety" else "balanced"
+            mode = "sum" if self.cfg.recipe == "safety" else "balanced"
         spec = as_image_seed(seed)
         position = spec.index if spec.count > 1 else spec.seed
         if mode == "sum":
@@ -399,7 +396,7 @@ class RespoDiff(Method):
         if mode == "balanced":
             return names[position % len(names)]
         if mode == "random":
-            return random.Random(f"{self.cfg['seed']}|{prompt.id}|{spec.seed}|{spec.index}").choice(names)
+            return random.Random(f"{self.cfg.seed}|{prompt.id}|{spec.seed}|{spec.index}").choice(names)
         raise T2IBenchError(f"respodiff.inference={mode!r}; valid: auto, balanced, random, sum")
 
     def rows_for(self, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]) -> Any:

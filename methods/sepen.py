@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method, Requirements, padded_ids
-from t2ibench.api.config import follows, keys_with, option, stand_in, tiny_preset
+from t2ibench.api.config import follows, option, stand_in, tiny_preset
 from t2ibench.api.method import MethodConfig
 from t2ibench.errors import T2IBenchError
 from t2ibench.methods._attention import CrossAttentionCapture, smoothing_kernel
@@ -156,9 +156,6 @@ class SepEnConfig(MethodConfig):
     progress: bool = follows("run.progress", True, runtime=True)
 
 
-TRAINING_KEYS = keys_with(SepEnConfig, "training")  # what keys the trained weights (from the schema)
-
-
 @METHODS.register("sepen")
 class SeparateAndEnhance(Method):
     """Separate-and-Enhance (see the module docstring)."""
@@ -173,7 +170,7 @@ class SeparateAndEnhance(Method):
         self.losses: dict[str, list[float]] = {}
 
     def required_weights(self) -> Requirements:
-        return parser_requirements(self.cfg["parser"])
+        return parser_requirements(self.cfg.parser)
 
     # -- concepts -------------------------------------------------------------------------------
     def concept_pair(self, prompt: Prompt) -> tuple[str, str] | None:
@@ -183,21 +180,18 @@ class SeparateAndEnhance(Method):
                 return str(meta[key][0]), str(meta[key][1])
         if meta.get("subject") and meta.get("object"):
             return str(meta["subject"]), str(meta["object"])
-        groups = extract_entities(parse_text(self.cfg["parser"], prompt.text))
+        groups = extract_entities(parse_text(self.cfg.parser, prompt.text))
         # words only: a parser may tag an emoji or a symbol as a noun, which no training prompt can align
         nouns = [group[0].text for group in groups if any(c.isalpha() for c in group[0].text)]
         return (nouns[0], nouns[1]) if len(nouns) >= 2 else None
-
-    def training_config(self) -> dict[str, Any]:
-        return {k: self.cfg[k] for k in TRAINING_KEYS}
 
     # -- training -------------------------------------------------------------------------------
     def prepare(self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], cache: TrainedWeightsCache) -> None:
         self.check_pipeline(pipe)
         identity = pipeline_identity(pipe)
-        if self.cfg["recipe"] == "large":
+        if self.cfg.recipe == "large":
             concepts = list(
-                self.cfg["concepts"] or dict.fromkeys(c for p in prompts for c in (self.concept_pair(p) or ()))
+                self.cfg.concepts or dict.fromkeys(c for p in prompts for c in (self.concept_pair(p) or ()))
             )
             if len(concepts) < 2:
                 raise T2IBenchError(
@@ -242,24 +236,24 @@ class SeparateAndEnhance(Method):
         attn2 = [p for name, p in unet.named_parameters() if "attn2" in name]
         with frozen(unet, params.values()):
             ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
-            generator = torch.Generator().manual_seed(int(cfg["seed"]))
-            rng = random.Random(int(cfg["seed"]))
+            generator = torch.Generator().manual_seed(cfg.seed)
+            rng = random.Random(cfg.seed)
             optimizer = torch.optim.AdamW(
                 list(params.values()),
-                lr=float(cfg["learning_rate"]),
+                lr=cfg.learning_rate,
                 betas=(0.9, 0.999),
-                weight_decay=float(cfg["adam_weight_decay"]),
+                weight_decay=cfg.adam_weight_decay,
                 eps=1e-8,
             )
-            batch = int(cfg["train_batch_size"])
-            shape = latent_shape(pipe, cfg["resolution"], cfg["resolution"])
-            capture = CrossAttentionCapture(unet, int(cfg["attention_res"])).install()
+            batch = cfg.train_batch_size
+            shape = latent_shape(pipe, cfg.resolution, cfg.resolution)
+            capture = CrossAttentionCapture(unet, cfg.attention_res).install()
             device, dtype = unet.device, unet.dtype
             losses: list[float] = []
-            steps = int(cfg["max_train_steps"])
+            steps = cfg.max_train_steps
             unet.train()
             try:
-                for step in tqdm(range(steps), desc="train sepen", unit="step", disable=not cfg["progress"]):
+                for step in tqdm(range(steps), desc="train sepen", unit="step", disable=not cfg.progress):
                     texts, pairs = self._training_texts(trained_on, batch, rng)
                     ids = padded_ids(pipe.tokenizer, texts)
                     indices = [
@@ -272,32 +266,32 @@ class SeparateAndEnhance(Method):
                     noisy = noisy.to(device=device, dtype=dtype)
                     with capture.recording():
                         unet(noisy, t.to(device), encoder_hidden_states=embeds)
-                    quirk = bool(cfg["half_batch_quirk"])
+                    quirk = cfg.half_batch_quirk
                     maps = sepen_maps(capture, batch, quirk)
                     loss, _ = sepen_loss(
                         maps,
                         [indices[s] for s in map_samples(batch, quirk)],
-                        float(cfg["lambda_sep"]),
-                        float(cfg["lambda_en"]),
+                        cfg.lambda_sep,
+                        cfg.lambda_en,
                     )
-                    if cfg["use_norm"] and cfg["recipe"] != "large":
-                        loss = loss + float(cfg["norm_weight"]) * self._prior_loss(
+                    if cfg.use_norm and cfg.recipe != "large":
+                        loss = loss + cfg.norm_weight * self._prior_loss(
                             pipe, trained_on, batch, shape, ddpm, generator, rng, original, params
                         )
                     loss.backward()
-                    torch.nn.utils.clip_grad_norm_(attn2, float(cfg["max_grad_norm"]))
+                    torch.nn.utils.clip_grad_norm_(attn2, cfg.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                    if cfg["use_norm"] and cfg["recipe"] == "large":
-                        prior = float(cfg["norm_weight"]) * self._prior_loss(
+                    if cfg.use_norm and cfg.recipe == "large":
+                        prior = cfg.norm_weight * self._prior_loss(
                             pipe, trained_on, batch, shape, ddpm, generator, rng, original, params
                         )
                         prior.backward()
-                        torch.nn.utils.clip_grad_norm_(attn2, float(cfg["max_grad_norm"]))
+                        torch.nn.utils.clip_grad_norm_(attn2, cfg.max_grad_norm)
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
                     losses.append(float(loss.detach()))
-                    if (step + 1) % int(cfg["log_every"]) == 0 or step + 1 == steps:
+                    if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
                         log.info("sepen step %d/%d: loss %.5f", step + 1, steps, float(loss.detach()))
                 trained = {name: p.detach().cpu().clone() for name, p in params.items()}
             finally:
@@ -314,13 +308,13 @@ class SeparateAndEnhance(Method):
         """The batch's training prompts and their concept pairs."""
         if "pair" in trained_on:
             c1, c2 = trained_on["pair"]
-            return [self.cfg["template"].format(c1, c2)] * batch, [(c1, c2)] * batch
+            return [self.cfg.template.format(c1, c2)] * batch, [(c1, c2)] * batch
         texts, pairs = [], []
         for _ in range(batch):
             a, b = rng.sample(list(trained_on["concepts"]), 2)
-            connector = rng.choice(list(self.cfg["connectors"] or ["and", "with"]))
+            connector = rng.choice(list(self.cfg.connectors))
             pairs.append((a, b))
-            texts.append(self.cfg["large_template"].format(a, connector, b))
+            texts.append(self.cfg.large_template.format(a, connector, b))
         return texts, pairs
 
     def _prior_loss(
@@ -339,7 +333,7 @@ class SeparateAndEnhance(Method):
         import torch
 
         concepts = trained_on.get("concepts") or trained_on["pair"]
-        texts = [self.cfg["prior_template"].format(rng.choice(concepts)) for _ in range(batch)]
+        texts = [self.cfg.prior_template.format(rng.choice(concepts)) for _ in range(batch)]
         ids = padded_ids(pipe.tokenizer, texts)
         device, dtype = pipe.unet.device, pipe.unet.dtype
         with torch.no_grad():
@@ -359,7 +353,7 @@ class SeparateAndEnhance(Method):
     # -- sampling -------------------------------------------------------------------------------
     def sampling_generation(self, generation: dict[str, Any]) -> dict[str, Any]:
         """The official evaluation samples at the method's ``guidance_scale`` (6.0), whatever generation.* says."""
-        return {**generation, "guidance_scale": float(self.cfg["guidance_scale"])}
+        return {**generation, "guidance_scale": self.cfg.guidance_scale}
 
     def generate(
         self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]

@@ -137,24 +137,24 @@ class SynGen(GuidedMethod):
         self._first_groups: list[Group] | None = None
 
     def required_weights(self) -> Requirements:
-        return parser_requirements(self.cfg["parser"])
+        return parser_requirements(self.cfg.parser)
 
     def groups(self, pipe: DiffusionPipeline, prompt: Prompt) -> list[Group]:
         """The (modifier..., noun) groups of ``prompt`` as CLIP positions."""
-        if self.cfg["reuse_first_prompt_indices"] and self._first_groups is not None:
+        if self.cfg.reuse_first_prompt_indices and self._first_groups is not None:
             return self._first_groups
         if prompt.metadata.get("parse"):
             doc = doc_from_parse(prompt.metadata["parse"])
         elif self.parser is not None:
             doc = self.parser(prompt.text)
         else:
-            doc = parse_text(self.cfg["parser"], prompt.text)
+            doc = parse_text(self.cfg.parser, prompt.text)
         groups = syngen_groups(
             doc,
             pipe.tokenizer,
             prompt.text,
-            bool(self.cfg["include_entities"]),
-            bool(self.cfg["first_noun_only_quirk"]),
+            self.cfg.include_entities,
+            self.cfg.first_noun_only_quirk,
         )
         if self._first_groups is None:
             self._first_groups = groups
@@ -169,8 +169,8 @@ class SynGen(GuidedMethod):
     ) -> Callable:
         import torch
 
-        steps = int(self.cfg["num_intervention_steps"])
-        step_size = float(self.cfg["step_size"])
+        steps = self.cfg.num_intervention_steps
+        step_size = self.cfg.step_size
         trace = self.trace
 
         def hook(latents: Any, i: int, t: Any, prompt_embeds: Any) -> Any:

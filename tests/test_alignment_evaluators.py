@@ -34,6 +34,7 @@ VQA = {
     "device": "cpu",
     "progress": False,
 }
+ROLE_VQA = {k: v for k, v in VQA.items() if k != "progress"}  # role_bias.vqa holds VQA options only (no progress bar)
 
 
 def _store(tmp_path, prompts):
@@ -168,8 +169,8 @@ def test_vqascore_family_presets_are_resolved_and_recorded(tmp_path):
 
     cfg = {**VQA, "family": "qwen2_vl", "template": None, "answer": None, "rule": None, "model": None}
     resolved = resolve_family(cfg)
-    assert resolved["template"] == 'Does this image show "{}"?' and resolved["rule"] == "first_token"
-    assert resolved["model"] == "Qwen/Qwen2-VL-7B-Instruct"
+    assert resolved.template == 'Does this image show "{}"?' and resolved.rule == "first_token"
+    assert resolved.model == "Qwen/Qwen2-VL-7B-Instruct"
     evaluator = EVALUATORS.get("vqascore")({**cfg, "model": "tiny"})
     assert evaluator.eval_config()["template"] == 'Does this image show "{}"?'
     assert evaluator.eval_key != EVALUATORS.get("vqascore")({**cfg, "model": "tiny", "family": "llava"}).eval_key
@@ -248,7 +249,7 @@ def test_role_bias_evaluator_rows_and_cells(tmp_path, monkeypatch):
         ]
 
     monkeypatch.setattr(rb, "vqa_scores", fake)
-    evaluator = EVALUATORS.get("role_bias")({"vqa": VQA, "progress": False})
+    evaluator = EVALUATORS.get("role_bias")({"vqa": ROLE_VQA, "progress": False})
     frame = evaluator.evaluate(store)
     assert set(frame["ita_M"]) == {0.9} and set(frame["ita_U"]) == {0.2} and set(frame["spatial_M"]) == {0.9}
     cells = {c.metric: c.value for c in evaluator.aggregate(frame)}
@@ -274,7 +275,7 @@ def test_role_bias_yes_no_questions_are_accuracies(tmp_path, monkeypatch):
 
     monkeypatch.setattr(rb, "vqa_scores", lambda cfg, store, records, texts: [0.5] * len(texts))
     monkeypatch.setattr(rb.vqa_backbone, "load", lambda cfg: Answers())
-    evaluator = EVALUATORS.get("role_bias")({"vqa": VQA, "role_questions": "yes_no", "qa": {"model": "tiny"}})
+    evaluator = EVALUATORS.get("role_bias")({"vqa": ROLE_VQA, "role_questions": "yes_no", "qa": {"model": "tiny"}})
     row = evaluator.evaluate(store).iloc[0]
     for category in rb.CATEGORIES:
         assert row[f"{category}_M"] == pytest.approx(1 / len(own[category]["questions"]))
@@ -290,7 +291,9 @@ def test_role_bias_yes_no_questions_are_accuracies(tmp_path, monkeypatch):
     with pytest.raises(T2IBenchError, match="answer_rule='first'; valid: contains, starts_with"):
         rb.yes_answer("yes", "first")
     with pytest.raises(T2IBenchError, match="valid: statements, yes_no"):
-        EVALUATORS.get("role_bias")({"vqa": VQA, "role_questions": "maybe"}).evaluate(_store(tmp_path / "y", prompts))
+        EVALUATORS.get("role_bias")({"vqa": ROLE_VQA, "role_questions": "maybe"}).evaluate(
+            _store(tmp_path / "y", prompts)
+        )
 
 
 @pytest.mark.parametrize("captioner", ["clip-flant5", "qwen2_vl", "llava"])
@@ -359,6 +362,6 @@ def test_role_bias_yes_no_runs_rebinds_llava_next_on_the_tiny_stand_in(tmp_path)
     with pytest.raises(T2IBenchError, match="llava_next is a yes/no VLM"):
         model.answer_probability([], [])
     prompts = [p for p in benchmarks.load("rolebench") if p.metadata["relation"] == "chasing"][:1]
-    evaluator = EVALUATORS.get("role_bias")({"vqa": VQA, "role_questions": "yes_no", "qa": {"model": "tiny"}})
+    evaluator = EVALUATORS.get("role_bias")({"vqa": ROLE_VQA, "role_questions": "yes_no", "qa": {"model": "tiny"}})
     row = evaluator.evaluate(_store(tmp_path, prompts)).iloc[0]
     assert 0.0 <= row["spatial_M"] <= 1.0 and 0.001 <= row["total_U"] <= 1.0

@@ -4,6 +4,7 @@ plus parse/alignment, batching and the shared guided loop."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -353,6 +354,8 @@ def test_batched_guidance_equals_batch_size_one(name, tiny_pipe, fast_generation
         Prompt("b", "a furry frog and a green bench", "t", {"subject_words": ["frog", "bench"]}),
     ]
     gen = {**fast_generation, "num_inference_steps": 3}
+    own = {f.name for f in dataclasses.fields(METHODS.get(name).config_schema)}
+    cfg = {k: v for k, v in cfg.items() if k in own}  # each method's own options (an unknown one is refused)
     one = METHODS.get(name)({**cfg, "batched": False}, gen).generate(tiny_pipe, prompts, [0, 1])
     many = METHODS.get(name)({**cfg, "batched": True}, gen).generate(tiny_pipe, prompts, [0, 1])
     plain = METHODS.get("sd")({}, gen).generate(tiny_pipe, prompts, [0, 1])

@@ -30,7 +30,7 @@ import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from t2ibench.config_compose import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE
+from t2ibench.config_compose import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, replace_containers
 from t2ibench.errors import T2IBenchError
 
 log = logging.getLogger("t2ibench")
@@ -71,11 +71,25 @@ def user_error(message: str) -> None:
 
 
 def conf_options(group: str) -> list[str]:
-    """The option names of a config group (the YAML files in ``conf/<group>/``)."""
+    """The option names of a config group: the YAML files in ``conf/<group>/`` and the options stored in Hydra's
+    ConfigStore (each plugin's schema, built-in or from another package); ``evaluator``: the registered evaluators."""
+    import t2ibench.conf  # noqa: F401 - stores the schemas (registries discovered, entry points included)
+
+    if group == "evaluator":
+        from t2ibench.api import EVALUATORS
+
+        return EVALUATORS.names()
+    from hydra.core.config_store import ConfigStore
+
+    names = set()
     folder = resources.files("t2ibench.conf").joinpath(group)
-    if not folder.is_dir():
-        return []
-    return sorted(entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    if folder.is_dir():
+        names |= {entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+    stored = ConfigStore.instance().repo
+    for part in group.split("/"):
+        stored = stored.get(part, {}) if isinstance(stored, dict) else {}
+    names |= {key[: -len(".yaml")] for key in stored if key.endswith(".yaml")}
+    return sorted(names)
 
 
 def _values(override) -> list[str]:
@@ -180,7 +194,7 @@ class SweepReport(Callback):
         os.environ[SWEEP_ENV] = str(folder.resolve())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from t2ibench.report import refresh_results
+        from t2ibench.tables import refresh_results
 
         folder = os.environ.pop(SWEEP_ENV, None)
         if not folder or not Path(folder).is_dir():
@@ -230,6 +244,9 @@ def hydra_main(cfg: DictConfig) -> None:
 
     try:
         try:
+            from hydra.core.hydra_config import HydraConfig
+
+            replace_containers(cfg, list(HydraConfig.get().overrides.task))
             container = OmegaConf.to_container(cfg, resolve=True)
         except OmegaConfBaseException as err:  # e.g. a mandatory value (???) left unset
             raise T2IBenchError(one_line(err)) from None
@@ -263,6 +280,7 @@ HELP_FOOTER = """Examples:
   t2ibench -m hydra/launcher=gpus method=sd,syngen       # a sweep over every GPU of this machine, one cell each
   t2ibench model=sd14 evaluators=[clip_score]           # a real model (weights from the hub or model.path)
 Overrides: any key of the config above, e.g. evaluator.clip_score.clamp=mean.
+Every method, benchmark and evaluator with its paper: t2ibench list
 Hydra's own options: t2ibench --hydra-help; the composed config of a run: t2ibench [overrides] --cfg job
 """
 
@@ -283,15 +301,78 @@ def help_text(overrides: list[str]) -> str:
     )
 
 
+def plugin_summary(obj: Any) -> str:
+    """One line on a plugin from its module docstring: the paper it follows (its first sentence)."""
+    import inspect
+    import re
+
+    module = inspect.getmodule(obj)
+    doc = inspect.cleandoc((module.__doc__ if module is not None else None) or obj.__doc__ or "")
+    first = " ".join(doc.split("\n\n")[0].split())
+    match = re.match(r"(.+?[^l]\.)(\s|$)", first)  # the first sentence ("et al." does not end one)
+    sentence = match.group(1) if match else first
+    return sentence if len(sentence) <= 150 else sentence[:147].rstrip() + "..."
+
+
+def plugin_listing() -> str:
+    """``t2ibench list``: every method, benchmark and evaluator (built in or from an installed package) with its
+    paper, and the variants of ``conf/method/``."""
+    from t2ibench.api import BENCHMARKS, EVALUATORS, METHODS
+
+    lines = []
+    for group, registry in (("method", METHODS), ("benchmark", BENCHMARKS), ("evaluator", EVALUATORS)):
+        lines.append(f"== {group}s ({group}={'NAME' if group != 'evaluator' else '...'}) ==")
+        names = registry.names()
+        width = max(len(n) for n in names)
+        for name in names:
+            obj = registry.get(name)
+            module = getattr(obj, "__module__", "")
+            origin = "" if module.startswith("t2ibench.") else f"  [{module.split('.')[0]}]"
+            lines.append(f"  {name:<{width}}  {plugin_summary(obj)}{origin}")
+        if group == "method":
+            variants = [n for n in conf_options("method") if n not in names]
+            if variants:
+                lines.append(f"  variants (conf/method/): {', '.join(variants)}")
+        lines.append("")
+    lines.append("evaluators=[a,b] picks evaluators; each plugin's options: t2ibench method=NAME --cfg job")
+    return "\n".join(lines)
+
+
+def _job_config_request(args: list[str]) -> bool:
+    """True for ``t2ibench [overrides] --cfg job [--resolve]`` (not a sweep, no other Hydra flag)."""
+    flags = [a for a in args if a.startswith("-")]
+    for flag in ("--cfg", "-c"):
+        if flag in args:
+            index = args.index(flag)
+            return index + 1 < len(args) and args[index + 1] == "job" and set(flags) <= {flag, "--resolve"}
+    return False
+
+
 def main() -> None:
     """Entry point of the ``t2ibench`` console script."""
     args = sys.argv[1:]
+    if args == ["list"]:
+        print(plugin_listing())
+        return
     if any(a in ("--help", "-h") for a in args):
         from hydra.errors import HydraException
 
         try:
             check_overrides(args)
             print(help_text([a for a in args if not a.startswith("-")]))
+        except (T2IBenchError, HydraException) as err:
+            user_error(one_line(err))
+            sys.exit(EXIT_USER_ERROR)
+        return
+    if _job_config_request(args):  # `--cfg job`: printed here, so that it shows what runs (dict options replaced)
+        from hydra.errors import HydraException
+
+        from t2ibench.config_compose import compose_config
+
+        overrides = [a for a in args if not a.startswith("-") and a != "job"]
+        try:
+            check_overrides(overrides)
+            print(OmegaConf.to_yaml(compose_config(overrides), resolve="--resolve" in args), end="")
         except (T2IBenchError, HydraException) as err:
             user_error(one_line(err))
             sys.exit(EXIT_USER_ERROR)

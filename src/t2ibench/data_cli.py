@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         state = f"ok {found.path}"
                     except T2IBenchError as err:
                         state = f"missing ({str(err).split(':')[0]})"
-                    print(f"{name}\t{spec.relpath}\t{spec.sha256[:12]}\t{state}")
+                    sample = f"\tsample {spec.sample}: {spec.sample_note}" if spec.sample else ""
+                    print(f"{name}\t{spec.relpath}\t{spec.sha256[:12]}\t{state}{sample}")
             return 0
         names = list(args.benchmarks)
         if args.all:

@@ -35,12 +35,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DataFile:
-    """A dataset file: where it lives under a data dir, its sha256 and its public download URLs."""
+    """A dataset file: where it lives under a data dir, its sha256 and its public download URLs; and, for a large
+    file, its embedded sample (``sample``: a file of ``benchmarks/data/samples/``, the first rows of the public file
+    unchanged, in its format) with what it holds and under which licence (``sample_note``)."""
 
     folder: str
     filename: str
     sha256: str
     urls: tuple[str, ...]
+    sample: str | None = None
+    sample_note: str = ""
 
     @property
     def relpath(self) -> str:

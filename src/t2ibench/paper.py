@@ -281,14 +281,6 @@ def write_comparison(
     return records
 
 
-def leaderboard_direction(metric: str) -> bool | None:
-    """True: higher is better, False: lower is better, None: not ranked (what the metric's evaluator declares)."""
-    from t2ibench.tables import metric_spec
-
-    spec = metric_spec(metric)
-    return None if spec is None else spec.higher_is_better
-
-
 def write_leaderboard(results_root: str | Path) -> Path | None:
     """``results/leaderboard.md``: per (benchmark, metric), the rows of every real experiment ranked best first."""
     import pandas as pd

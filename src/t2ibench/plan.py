@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from t2ibench.api.config import as_dict, typed
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
-from t2ibench.schema import GENERATION_KEYS
+from t2ibench.schema import GENERATION_KEYS, ResultsConfig, RunConfig
 
 
 def resolve_generation(generation: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -129,7 +130,7 @@ class CellPlan:
 
 def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
     """The :class:`CellPlan` of a composed config (``conf/config.yaml`` after overrides, resolved)."""
-    from t2ibench.api import EVALUATORS, METHODS, load_benchmark
+    from t2ibench.api import BENCHMARKS, EVALUATORS, METHODS, load_benchmark
     from t2ibench.api.benchmark import COMMON_OPTIONS, parse_shard
     from t2ibench.models import model_identity
     from t2ibench.provenance import STAND_IN_FOLDER
@@ -137,13 +138,22 @@ def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
     from t2ibench.seeding import parse_seeds, resolve_seeding
 
     check_option_types(cfg)
-    model_cfg, bench_cfg, run_cfg = dict(cfg["model"]), dict(cfg["benchmark"]), dict(cfg["run"])
+    model_cfg, bench_cfg = dict(cfg["model"]), dict(cfg["benchmark"])
+    run = typed(RunConfig, cfg.get("run") or {}, "run")  # one place per default: the schema's
+    run_cfg = as_dict(run)
+    # each section at its schema's types and defaults, the defaults as the command line composes them for this run
+    # (the tiny model's stand-ins and presets), so that a run built in Python gets the options the CLI would give it
+    context = {"model": model_cfg, "run": run_cfg}
+    bench_schema = BENCHMARKS.get(bench_cfg.get("name")).config_schema
+    bench_cfg = as_dict(typed(bench_schema, bench_cfg, "benchmark", context))
     bench_name = bench_cfg.pop("name")
     bench_label = bench_cfg.pop("label", None) or bench_name
     method_cfg = dict(cfg["method"])
     per_method = dict((cfg.get("method_by_benchmark") or {}).get(bench_label) or {})
     method_cfg.update(per_method.get(method_cfg["name"]) or {})
-    METHODS.get(method_cfg["name"])  # an unknown name lists the valid ones
+    # every option at its type and default, dict and list options as given (they replace the defaults): what the
+    # store key hashes and the records hold is what the method runs with
+    method_cfg = as_dict(typed(METHODS.get(method_cfg["name"]).config_schema, method_cfg, "method", context))
     names = cfg.get("evaluators") or []
     by_benchmark = dict(cfg.get("evaluators_by_benchmark") or {})  # experiments mixing benchmarks (RespoDiff)
     if bench_label in by_benchmark:
@@ -152,12 +162,10 @@ def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
     evaluator_cfgs = dict(cfg.get("evaluator") or {})
     evaluators = {}
     for name in names:
-        EVALUATORS.get(name)
-        if name not in evaluator_cfgs:
-            raise T2IBenchError(f"evaluator '{name}' has no config (conf/evaluator/{name}.yaml)")
-        evaluators[name] = dict(evaluator_cfgs[name])
-    seeds = parse_seeds(run_cfg.get("seeds", [0]))
-    batch_size = int(run_cfg.get("batch_size", 1))  # checked above (TYPED_OPTIONS), the one place it is
+        schema = EVALUATORS.get(name).config_schema
+        evaluators[name] = as_dict(typed(schema, evaluator_cfgs.get(name) or {}, f"evaluator.{name}", context))
+    seeds = parse_seeds(run.seeds)
+    batch_size = run.batch_size
     seeding = resolve_seeding(run_cfg, bench_cfg.pop("seeding", None))
     prompts = load_benchmark(bench_name, **bench_cfg)
     if not prompts:
@@ -166,11 +174,11 @@ def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
         )
     generation = resolve_generation(dict(cfg.get("generation") or {}), model_cfg.get("generation_defaults"))
     stand_in = stand_in_of(model_cfg, [EVALUATORS.get(n)(c) for n, c in evaluators.items()])
-    run_root = Path(run_cfg.get("root", "outputs/runs"))
+    run_root = Path(run.root)
     if stand_in and "model" in stand_in:
         run_root = run_root / STAND_IN_FOLDER  # images of the tiny model never sit beside a real model's
-    results = dict(cfg.get("results") or {})
-    results_root = Path(results.get("root", "results"))
+    results = typed(ResultsConfig, cfg.get("results") or {}, "results")
+    results_root = Path(results.root)
     if stand_in:
         results_root = results_root / STAND_IN_FOLDER
     experiment = str(cfg.get("experiment_name", "default"))
@@ -195,10 +203,10 @@ def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
         stand_in=stand_in,
         run_root=run_root,
         results_dir=results_root / experiment,
-        published_dir=results.get("published"),
+        published_dir=results.published,
         experiment=experiment,
-        cache_dir=run_cfg.get("cache_dir"),
-        progress=bool(run_cfg.get("progress", True)),
+        cache_dir=run.cache_dir,
+        progress=run.progress,
         selection={
             "n": bench_cfg.get("n"),
             "subset_seed": bench_cfg.get("subset_seed"),

@@ -27,6 +27,7 @@ from typing import Any
 from t2ibench.atomic import atomic_write_bytes, atomic_write_text
 from t2ibench.errors import T2IBenchError
 from t2ibench.stats import fmt_number
+from t2ibench.tables import refresh_results
 
 log = logging.getLogger(__name__)
 
@@ -324,26 +325,6 @@ def build_report(results_dir: str | Path, max_prompts: int = 24) -> Path:
     path = out_dir / "index.html"
     atomic_write_text(path, page)
     return path
-
-
-def refresh_results(results_dir: str | Path, published: str | Path | None = None) -> Any:
-    """The report step of a run: rebuild ``table.*``, the paper comparison (``published``: the folder of the papers'
-    CSVs; default the checkout's) and, for real cells, the leaderboard, under the results folder's lock (the last of
-    concurrent writers sees every cell record). Returns the table frame. The HTML report is :func:`build_report`."""
-    from t2ibench.atomic import file_lock
-    from t2ibench.paper import repository_published_dir, write_comparison, write_leaderboard
-    from t2ibench.provenance import STAND_IN_FOLDER
-    from t2ibench.tables import build_tables
-
-    results_dir = Path(results_dir)
-    stand_in = results_dir.resolve().parent.name == STAND_IN_FOLDER
-    folder = Path(published) if published else repository_published_dir()
-    with file_lock(results_dir / ".lock"):
-        table = build_tables(results_dir, results_dir.name)
-        write_comparison(results_dir, folder / f"{results_dir.name}.csv", stand_in=stand_in)
-        if not stand_in:
-            write_leaderboard(results_dir.parent)
-    return table
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@
 4. :func:`score`: scores the cell's images with each evaluator (cached rows are reused);
 5. :func:`record`: writes the cell record under ``results/<experiment_name>/cells/``.
 
-Tables, the paper comparison and the leaderboard are the report step's (:func:`t2ibench.report.refresh_results`):
+Tables, the paper comparison and the leaderboard are the report step's (:func:`t2ibench.tables.refresh_results`):
 ``run_cell`` refreshes them at its end unless ``tables=False``; in a sweep the CLI refreshes each results folder
 once, when the sweep ends (``t2ibench.cli.SweepReport``).
 
@@ -58,74 +58,108 @@ def open_store(plan: CellPlan, method: Method) -> RunStore:
     return RunStore.open(plan.run_root, plan.labels, gen_config, plan.shard)
 
 
-def generate_missing(plan: CellPlan, store: RunStore, method: Method) -> tuple[list[Item], int, dict[str, Any]]:
-    """Generate the cell's missing images; returns (the cell's items, how many were generated, the model record)."""
-    from tqdm.auto import tqdm
-
-    from t2ibench.generation_guards import StepProgress, generate_with_oom_retry, nan_guard, warn_truncated_prompts
-    from t2ibench.models import load_pipeline, model_record, resolve_device
-    from t2ibench.provenance import library_versions
-    from t2ibench.sample_writer import SampleWriter
-    from t2ibench.seeding import make_batches, make_items
-    from t2ibench.trained_weights import TrainedWeightsCache
+def cell_items(plan: CellPlan, store: RunStore, method: Method) -> list[Item]:
+    """The cell's images, in the fixed order (the method may keep only the prompts it is defined on)."""
+    from t2ibench.seeding import make_items
 
     if plan.seeding["source"] == "dataset" and list(plan.seeds) != [0]:
         log.info(
             "seeds come from each prompt's dataset_seed (%d images per prompt); run.seeds is not used",
             plan.seeding["images_per_prompt"],
         )
-    items = method.select_items(make_items(list(plan.prompts), list(plan.seeds), plan.seeding), store)
-    method_prompts = prompts_of(items)
-    todo = [b for b in make_batches(items, plan.batch_size) if not all(store.is_done(p, k) for p, k, _ in b)]
-    record_model = model_record(plan.identity)
-    if not todo:
-        first = store.records().get((items[0][0].id, items[0][1]))
-        return items, 0, (first or {}).get("model", record_model)
-    pipe = load_pipeline(plan.model) if method.needs_pipeline else None
-    if pipe is not None:
-        record_model["resolved_revision"] = getattr(pipe, "_t2ibench_resolved_revision", None)
-        method.check_pipeline(pipe)
-        method.prepare(pipe, method_prompts, TrainedWeightsCache(plan.cache_dir))
-    gen_hash = store.meta()["gen_hash"]
-    extra = {
+    return method.select_items(make_items(list(plan.prompts), list(plan.seeds), plan.seeding), store)
+
+
+def prepared_pipeline(plan: CellPlan, method: Method, items: Sequence[Item], record_model: dict[str, Any]) -> Any:
+    """The model's pipeline (None for a method that samples nothing), checked and prepared for the method (training
+    or loading its weights); the resolved hub revision goes into ``record_model``."""
+    from t2ibench.models import load_pipeline
+    from t2ibench.trained_weights import TrainedWeightsCache
+
+    if not method.needs_pipeline:
+        return None
+    pipe = load_pipeline(plan.model)
+    record_model["resolved_revision"] = getattr(pipe, "_t2ibench_resolved_revision", None)
+    method.check_pipeline(pipe)
+    method.prepare(pipe, prompts_of(items), TrainedWeightsCache(plan.cache_dir))
+    return pipe
+
+
+def sample_context(plan: CellPlan, store: RunStore, pipe: Any, record_model: dict[str, Any]) -> dict[str, Any]:
+    """What every image record of this cell's run carries beside its own generation config and noise."""
+    from t2ibench.models import resolve_device
+    from t2ibench.provenance import library_versions
+
+    return {
         "benchmark": {"name": plan.benchmark_name, "options": plan.benchmark_options},
         "method": plan.method,
         "model": record_model,
-        "gen_hash": gen_hash,
+        "gen_hash": store.meta()["gen_hash"],
         "device": resolve_device(plan.model.get("device", "auto")),
         "pipeline": type(pipe).__name__ if pipe is not None else "external",
         "versions": library_versions(),
     }
-    missing = [sum(1 for p, k, _ in batch if not store.is_done(p, k)) for batch in todo]
-    bar = tqdm(
-        total=sum(missing),
+
+
+def image_record(method: Method, context: Mapping[str, Any], item: Item, batch_size: int) -> dict[str, Any]:
+    """The record of one generated image: the cell's context, the generation config its pipeline call used, the
+    batch it was made in and its noise."""
+    noise = item.noise
+    noise_record = noise._asdict() if hasattr(noise, "_asdict") else {"seed": int(noise), "index": 0, "count": 1}
+    return {
+        **context,
+        "generation": method.effective_generation(item.prompt),  # what the pipeline was called with
+        "batch_size": batch_size,
+        "noise": noise_record,
+    }
+
+
+def generation_bar(plan: CellPlan, total: int) -> Any:
+    """The progress bar of the generate step (fractions of an image as the sampler's steps go)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
         desc=f"generate {plan.labels['method']}",
         unit="img",
         smoothing=0.1,
         bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} img [{elapsed}<{remaining}, {rate_fmt}]",
         disable=not plan.progress,
     )
-    progress = StepProgress(bar, pipe, plan.generation["num_inference_steps"])
-    warn_truncated_prompts(pipe, method_prompts)
+
+
+def generate_missing(plan: CellPlan, store: RunStore, method: Method) -> tuple[list[Item], int, dict[str, Any]]:
+    """Generate the cell's missing images; returns (the cell's items, how many were generated, the model record).
+
+    Steps: the cell's items; the batches with a missing image (fixed batching rule); the pipeline, loaded and
+    prepared only when something is missing; then each batch sampled while the previous one is written."""
+    from t2ibench.generation_guards import StepProgress, generate_with_oom_retry, nan_guard, warn_truncated_prompts
+    from t2ibench.models import model_record
+    from t2ibench.sample_writer import SampleWriter
+    from t2ibench.seeding import make_batches
+
+    items = cell_items(plan, store, method)
+    todo = [b for b in make_batches(items, plan.batch_size) if not all(store.is_done(i.prompt, i.key) for i in b)]
+    record_model = model_record(plan.identity)
+    if not todo:
+        first = store.records().get((items[0].prompt.id, items[0].key))
+        return items, 0, (first or {}).get("model", record_model)
+    pipe = prepared_pipeline(plan, method, items, record_model)
+    context = sample_context(plan, store, pipe, record_model)
+    missing = [sum(1 for i in batch if not store.is_done(i.prompt, i.key)) for batch in todo]
+    progress = StepProgress(generation_bar(plan, sum(missing)), pipe, plan.generation["num_inference_steps"])
+    warn_truncated_prompts(pipe, prompts_of(items))
     generated = 0
 
     def write(batch: list[Item], images: list[Any]) -> None:
         nonlocal generated
         if len(images) != len(batch):
             raise RuntimeError(f"method '{plan.method['name']}' returned {len(images)} images for {len(batch)} items")
-        samples = []
-        for (prompt, key, noise), image in zip(batch, images, strict=True):
-            if not store.is_done(prompt, key):
-                noise_record = (
-                    noise._asdict() if hasattr(noise, "_asdict") else {"seed": int(noise), "index": 0, "count": 1}
-                )
-                sample = {
-                    **extra,
-                    "generation": method.effective_generation(prompt),  # what the pipeline was called with
-                    "batch_size": len(batch),
-                    "noise": noise_record,
-                }
-                samples.append((prompt, key, image, sample))
+        samples = [
+            (item.prompt, item.key, image, image_record(method, context, item, len(batch)))
+            for item, image in zip(batch, images, strict=True)
+            if not store.is_done(item.prompt, item.key)
+        ]
         writer.submit(samples)  # PNG encoding, hashing and fsyncs run beside the next batch's sampling
         generated += len(samples)
         progress.written(len(samples))
@@ -134,7 +168,7 @@ def generate_missing(plan: CellPlan, store: RunStore, method: Method) -> tuple[l
         with nan_guard(pipe), SampleWriter(store) as writer:
             for batch, count in zip(todo, missing, strict=True):
                 progress.start(count)
-                generate_with_oom_retry(method, pipe, batch, write, extra["device"])
+                generate_with_oom_retry(method, pipe, batch, write, context["device"])
     finally:
         progress.close()
     return items, generated, record_model
@@ -142,12 +176,12 @@ def generate_missing(plan: CellPlan, store: RunStore, method: Method) -> tuple[l
 
 def prompts_of(items: Sequence[Item]) -> list[Any]:
     """The prompts of ``items``, each once, in order."""
-    return list({p.id: p for p, _, _ in items}.values())
+    return list({i.prompt.id: i.prompt for i in items}.values())
 
 
 def score(store: RunStore, items: Sequence[Item], evaluators: Sequence[Evaluator]) -> tuple[int, dict[str, float]]:
     """Score the cell's images with each evaluator; returns (rows scored now, the cell's metrics)."""
-    keys = [(p.id, k) for p, k, _ in items]
+    keys = [(i.prompt.id, i.key) for i in items]
     samples = store.samples(keys)
     scored, metrics = 0, {}
     for evaluator in evaluators:
@@ -197,14 +231,14 @@ def record(
         "store": str(store.path.resolve()),
         "store_from_results": os.path.relpath(store.path.resolve(), Path(plan.results_dir).resolve()),
         "prompt_ids": [p.id for p in prompts_of(items)],
-        "seeds": sorted({k for _, k, _ in items}),
+        "seeds": sorted({i.key for i in items}),
         "seeding": plan.seeding,
         "model": dict(model),
         "stand_in": plan.stand_in,
         "method_config": plan.method,
         "generation": store.meta()["generation_config"]["generation"],
         "benchmark": {"name": plan.benchmark_name, "options": plan.benchmark_options},
-        "evaluators": {e.name: e.cfg for e in evaluators},
+        "evaluators": {e.name: e.options() for e in evaluators},
         "process": process_record(time.time() if started is None else started),
     }
     write_cell_record(plan.results_dir, entry)
@@ -229,7 +263,7 @@ def run_cell(cfg: Mapping[str, Any], tables: bool = True) -> dict[str, Any]:
         record(plan, store, items, model, evaluators, wall_start)
     table = None
     if tables:
-        from t2ibench.report import refresh_results
+        from t2ibench.tables import refresh_results
 
         table = refresh_results(plan.results_dir, plan.published_dir)
     summary = {

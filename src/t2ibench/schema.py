@@ -4,9 +4,9 @@ in one place; see :mod:`t2ibench.api.config`). The plugins' schemas live beside 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
 from t2ibench.api.config import option
+from t2ibench.stand_ins import StandIns
 
 
 @dataclass
@@ -64,7 +64,7 @@ class ModelConfig:
     tokenizer: str = option("tiny", tiny_only=True)  # tiny (embedded) | clip-bpe (the real CLIP tokenizer)
     tokenizer_bpe_path: str | None = option(None, tiny_only=True)  # null = $T2IBENCH_CLIP_BPE or ../shared/clip-bpe
     attn_sharpen: float = option(4.0, tiny_only=True)  # cross-attention to_q/to_k scale, as in the parity model
-    stand_ins: dict[str, Any] | None = option(None, tiny_only=True)  # what the tiny flow uses instead of downloads
+    stand_ins: StandIns | None = option(None, tiny_only=True)  # what the tiny flow uses instead of downloads
 
 
 def register() -> None:
@@ -76,5 +76,6 @@ def register() -> None:
         ("run", RunConfig),
         ("results", ResultsConfig),
         ("model", ModelConfig),
+        ("stand_ins", StandIns),
     ):
         store("core", section, schema)

@@ -111,10 +111,19 @@ def resolve_seeding(run_cfg: Mapping[str, Any], seeding: Mapping[str, Any] | Non
     return {"source": "dataset", "images_per_prompt": positive_int(count, "run.images_per_prompt")}
 
 
-def make_items(prompts: list[Any], seeds: list[int], seeding: Mapping[str, Any]) -> list[tuple[Any, int, Any]]:
-    """(prompt, store key, noise seed) per image, in the fixed order: prompts in benchmark order, images inner."""
+class Item(NamedTuple):
+    """One image of a cell: its prompt, its store key (the seed, or the image's index with dataset seeds) and the
+    noise it is sampled from (an int seed, or an :class:`ImageSeed`)."""
+
+    prompt: Any
+    key: int
+    noise: Any
+
+
+def make_items(prompts: list[Any], seeds: list[int], seeding: Mapping[str, Any]) -> list[Item]:
+    """One :class:`Item` per image, in the fixed order: prompts in benchmark order, images inner."""
     if seeding["source"] == "config":
-        return [(p, s, s) for p in prompts for s in seeds]
+        return [Item(p, s, s) for p in prompts for s in seeds]
     count = seeding["images_per_prompt"]
     items = []
     for prompt in prompts:
@@ -123,7 +132,7 @@ def make_items(prompts: list[Any], seeds: list[int], seeding: Mapping[str, Any])
                 f"prompt {prompt.id} has no metadata.dataset_seed; use run.seed_source=config with run.seeds"
             )
         base = int(prompt.metadata["dataset_seed"])
-        items += [(prompt, k, ImageSeed(base, k, count)) for k in range(count)]
+        items += [Item(prompt, k, ImageSeed(base, k, count)) for k in range(count)]
     return items
 
 

@@ -511,3 +511,22 @@ def _latex_sections(title: str, parts: Sequence[Section], stand_in: bool) -> str
         _latex(f"{title}: {part.title}" if len(parts) > 1 else title, part.header, part.body, part.n_keys)
         for part in parts
     )
+
+
+def refresh_results(results_dir: str | Path, published: str | Path | None = None) -> Any:
+    """The report step of a run: rebuild ``table.*``, the paper comparison (``published``: the folder of the papers'
+    CSVs; default the checkout's) and, for real cells, the leaderboard, under the results folder's lock (the last of
+    concurrent writers sees every cell record). Returns the table frame. The HTML report is :func:`build_report`."""
+    from t2ibench.atomic import file_lock
+    from t2ibench.paper import repository_published_dir, write_comparison, write_leaderboard
+    from t2ibench.provenance import STAND_IN_FOLDER
+
+    results_dir = Path(results_dir)
+    stand_in = results_dir.resolve().parent.name == STAND_IN_FOLDER
+    folder = Path(published) if published else repository_published_dir()
+    with file_lock(results_dir / ".lock"):
+        table = build_tables(results_dir, results_dir.name)
+        write_comparison(results_dir, folder / f"{results_dir.name}.csv", stand_in=stand_in)
+        if not stand_in:
+            write_leaderboard(results_dir.parent)
+    return table

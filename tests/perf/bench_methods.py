@@ -96,7 +96,7 @@ def guidance_work(pipe: Any, method: str, generation: dict[str, Any]) -> dict[st
     updates = Counter(step for kind, step in events if kind == "update")
     if method == "syngen":
         return {"updates": sum(1 for kind, _ in events if kind == "updated_latent"), "tries": 0}
-    regular = sum(1 for step in updates if step < int(traced.cfg["max_iter_to_alter"]))
+    regular = sum(1 for step in updates if step < traced.cfg.max_iter_to_alter)
     return {"updates": sum(updates.values()), "tries": sum(updates.values()) - regular}
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from t2ibench.api.config import follows, keys_with, option, with_defaults
+from t2ibench.api.config import as_dict, follows, keys_with, option, typed
 from t2ibench.api.requirements import Requirements
 from t2ibench.hashing import stable_hash
 from t2ibench.run_store import SCORE_KEY_COLUMNS, RunStore
@@ -47,8 +47,13 @@ class Evaluator:
     version: ClassVar[str] = "1"
     config_schema: ClassVar[type] = EvaluatorConfig  # the evaluator's options and their defaults
 
-    def __init__(self, cfg: Mapping[str, Any]):
-        self.cfg = with_defaults(self.config_schema, cfg)  # a partial config gets the defaults
+    def __init__(self, cfg: Mapping[str, Any] | Any):
+        # the schema's instance: every option at its type, a partial config completed with the defaults
+        self.cfg = typed(self.config_schema, cfg, f"evaluator.{self.name}")
+
+    def options(self) -> dict[str, Any]:
+        """Every option as plain values (what the cell record holds)."""
+        return as_dict(self.cfg)
 
     @property
     def runtime_keys(self) -> tuple[str, ...]:
@@ -58,7 +63,7 @@ class Evaluator:
     # -- keys and provenance --------------------------------------------------------------------
     def eval_config(self) -> dict[str, Any]:
         """Everything that changes the numbers (recorded with every row under :attr:`eval_key`)."""
-        config = {k: v for k, v in self.cfg.items() if k not in self.runtime_keys}
+        config = {k: v for k, v in self.options().items() if k not in self.runtime_keys}
         return {**config, "evaluator": self.name, "evaluator_version": self.version}
 
     @property
@@ -118,13 +123,13 @@ class Evaluator:
         todo = [r for r in samples if (r["prompt"]["id"], int(r["seed"]), r["image_sha256"]) not in done]
         # a chunk is a whole number of the evaluator's batches, so that chunk_size (when rows are written) never
         # changes which images share a forward pass, and so never a number (batched forwards differ at 1e-7)
-        batch = max(1, int(self.cfg.get("batch_size") or 1))
-        chunk = -(-max(1, int(self.cfg.get("chunk_size", 256))) // batch) * batch
+        batch = max(1, getattr(self.cfg, "batch_size", None) or 1)  # evaluators that batch declare batch_size
+        chunk = -(-max(1, self.cfg.chunk_size) // batch) * batch
         progress = tqdm(
             total=len(todo),
             desc=f"score {self.name}",
             unit="img",
-            disable=not todo or not self.cfg.get("progress", True),
+            disable=not todo or not self.cfg.progress,
         )
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]

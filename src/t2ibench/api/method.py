@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from t2ibench.api.config import option, with_defaults
+from t2ibench.api.config import as_dict, keys_with, option, typed
 from t2ibench.api.requirements import Requirements
 from t2ibench.errors import T2IBenchError
 from t2ibench.prompt import Prompt
+from t2ibench.seeding import Item  # (prompt, key, noise): a named tuple
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from t2ibench.seeding import ImageSeed
     from t2ibench.trained_weights import TrainedWeightsCache
 
-Item = tuple[Prompt, int, Any]  # (prompt, store key, noise seed)
 # Keys a prompt's ``metadata.generation_overrides`` may set (I2P's per-row guidance with use_guidance_column).
 OVERRIDABLE = ("guidance_scale", "num_inference_steps")
 
@@ -86,9 +86,19 @@ class Method:
     supported_pipelines: ClassVar[tuple[str, ...]] = ()
     needs_pipeline: ClassVar[bool] = True  # False: no model is loaded (images made elsewhere)
 
-    def __init__(self, cfg: Mapping[str, Any], generation: Mapping[str, Any]):
-        self.cfg = with_defaults(self.config_schema, cfg)  # a partial config gets the official defaults
+    def __init__(self, cfg: Mapping[str, Any] | Any, generation: Mapping[str, Any]):
+        # the schema's instance: every option at its type, a partial config completed with the official defaults
+        self.cfg = typed(self.config_schema, cfg, "method")
         self.generation = dict(generation)
+
+    def options(self) -> dict[str, Any]:
+        """Every option as plain values (what the run store key and the records hold)."""
+        return as_dict(self.cfg)
+
+    def training_config(self) -> dict[str, Any]:
+        """The options that key the method's trained weights (the schema's ``training=True`` fields)."""
+        options = self.options()
+        return {key: options[key] for key in keys_with(self.config_schema, "training")}
 
     def check_pipeline(self, pipe: DiffusionPipeline) -> None:
         """Refuse a pipeline architecture the method does not support, naming the supported ones."""
@@ -154,8 +164,8 @@ class Method:
     def items_with_metadata(self, items: list[Item], key: str, needs: str) -> list[Item]:
         """The items whose prompt has ``metadata[key]``, for methods defined only on such prompts (``needs`` says
         which). The others are skipped with one warning (the cell then holds fewer images); none left is an error."""
-        kept = [item for item in items if item[0].metadata.get(key)]
-        skipped = sorted({p.id for p, _, _ in items if not p.metadata.get(key)})
+        kept = [item for item in items if item.prompt.metadata.get(key)]
+        skipped = sorted({item.prompt.id for item in items if not item.prompt.metadata.get(key)})
         if not kept:
             raise T2IBenchError(f"{self.name} needs {needs}; no prompt of this benchmark has metadata.{key}")
         if skipped:

@@ -10,6 +10,7 @@ each with its question template, answer and probability rule. :func:`load` build
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from t2ibench.api.config import option, stand_in
+from t2ibench.api.config import option, stand_in, typed
 from t2ibench.api.requirements import Requirements
 from t2ibench.backbones import cached
 from t2ibench.backbones.chat_vlm import family
@@ -42,7 +43,8 @@ class VQAConfig:
 
     backend: str = "transformers"  # transformers (t2ibench's implementation) | t2v_metrics (the reference, own env)
     family: str = "clip-flant5"  # clip-flant5 (the papers' default) | llava (LLaVA-1.5) | qwen2_vl (Qwen2-VL)
-    model: str | None = stand_in("vqa", None)  # null: the family's checkpoint; tiny = a random stand-in
+    # null: the family's checkpoint (the composed config shows it, ${vqa_checkpoint:FAMILY}); tiny = a random stand-in
+    model: str | None = stand_in("vqa", None, otherwise="${vqa_checkpoint:${.family}}")
     revision: str = "main"  # pin a commit hash for reproducible numbers
     tokenizer: str = "google/flan-t5-xxl"  # clip-flant5 only (the slow flan-t5-xxl tokenizer)
     template: str | None = None  # null: the family's ('Does this figure show "{}"? Please answer yes or no.')
@@ -58,82 +60,102 @@ class VQAConfig:
     device: str = option("auto", runtime=True)
 
 
-def resolve_family(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """``cfg`` with ``family`` (default clip-flant5) and its template, answer and rule filled where left null."""
-    name = cfg.get("family") or "clip-flant5"
+def vqa_options(cfg: VQAConfig | Mapping[str, Any]) -> VQAConfig:
+    """A VQA config as a :class:`VQAConfig` (or the subclass it is): an instance as it is, a mapping (a script's or
+    a test's dict) over the defaults, keys that are not VQA options left out (an evaluator's ``text``, ...)."""
+    if isinstance(cfg, VQAConfig):
+        return cfg
+    names = {f.name for f in dataclasses.fields(VQAConfig)}
+    return typed(VQAConfig, {k: v for k, v in dict(cfg).items() if k in names}, "vqa")
+
+
+def resolve_family(cfg: VQAConfig | Mapping[str, Any]) -> VQAConfig:
+    """``cfg`` with ``family`` (default clip-flant5) and its template, answer, rule and checkpoint filled where left
+    null (the values that will be used)."""
+    cfg = vqa_options(cfg)
+    name = cfg.family or "clip-flant5"
     preset = family(name)
-    out = dict(cfg)
-    out["family"] = name
-    for key in ("template", "answer", "rule"):
-        if out.get(key) is None:
-            out[key] = getattr(preset, key)
-    if out.get("model") is None:
-        out["model"] = preset.hub_default
-    out["attn_implementation"] = out.get("attn_implementation") or "sdpa"
-    out["scorer_revision"] = SCORER_REVISION if out.get("backend", "transformers") == "transformers" else None
-    if name == "clip-flant5" and out["rule"] != "geometric":
+    out = dataclasses.replace(
+        cfg,
+        family=name,
+        template=preset.template if cfg.template is None else cfg.template,
+        answer=preset.answer if cfg.answer is None else cfg.answer,
+        rule=preset.rule if cfg.rule is None else cfg.rule,
+        model=preset.hub_default if cfg.model is None else cfg.model,
+        attn_implementation=cfg.attn_implementation or "sdpa",
+    )
+    if name == "clip-flant5" and out.rule != "geometric":
         raise T2IBenchError("vqascore: the clip-flant5 family supports rule=geometric only")
     return out
 
 
-def backend_key(cfg: Mapping[str, Any]) -> dict[str, Any]:
+def resolved_values(cfg: VQAConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The family's resolved model, template, answer and rule, and the native scorer's revision (what a score key
+    and an evaluator's provenance record)."""
+    cfg = vqa_options(cfg)
+    resolved = resolve_family(cfg)
+    return {
+        **{k: getattr(resolved, k) for k in ("family", "model", "template", "answer", "rule")},
+        "scorer_revision": SCORER_REVISION if resolved.backend == "transformers" else None,
+    }
+
+
+def backend_key(cfg: VQAConfig | Mapping[str, Any]) -> dict[str, Any]:
     """Everything that changes a VQAScore number."""
-    cfg = resolve_family(cfg)
+    cfg = vqa_options(cfg)
+    resolved = resolve_family(cfg)
     keys = ("backend", "family", "model", "revision", "tokenizer", "template", "answer", "rule", "dtype")
-    keys += ("attn_implementation",) if cfg["family"] == "qwen2_vl" else ()
-    keys += ("scorer_revision",)
-    return {k: cfg.get(k) for k in keys}
+    keys += ("attn_implementation",) if resolved.family == "qwen2_vl" else ()
+    return {**{k: getattr(resolved, k) for k in keys}, "scorer_revision": resolved_values(cfg)["scorer_revision"]}
 
 
-def load(cfg: Mapping[str, Any]) -> Any:
+def load(cfg: VQAConfig | Mapping[str, Any]) -> Any:
     """The VQA model of a family config (``model: tiny``: a seeded random one of the real structure), built once per
     process (:func:`t2ibench.backbones.cached`)."""
     from t2ibench.models import resolve_device
 
     cfg = resolve_family(cfg)
-    device = resolve_device(cfg.get("device", "auto"))
-    name = cfg.get("family") or "clip-flant5"
-    attention = cfg.get("attn_implementation") or "sdpa"
-    key = (name, cfg.get("model"), cfg.get("revision"), cfg.get("tokenizer"), cfg.get("dtype"), attention, device)
-    seed = int(cfg.get("seed", 0))
-    dtype = cfg.get("dtype") or ("bfloat16" if device.startswith("cuda") else "float32")
+    device = resolve_device(cfg.device)
+    name = cfg.family or "clip-flant5"
+    attention = cfg.attn_implementation or "sdpa"
+    key = (name, cfg.model, cfg.revision, cfg.tokenizer, cfg.dtype, attention, device)
+    seed = cfg.seed
+    dtype = cfg.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
 
     def build() -> Any:
         if name == "llava_next":
             from t2ibench.backbones.llava_next import LLaVANext, tiny_llava_next
 
-            if cfg.get("model") == "tiny":
+            if cfg.model == "tiny":
                 return tiny_llava_next(seed).to(device)
-            return LLaVANext.from_pretrained(cfg["model"], cfg.get("revision"), dtype, device)
+            return LLaVANext.from_pretrained(cfg.model, cfg.revision, dtype, device)
         if name == "llava":
             from t2ibench.backbones.llava15 import LLaVA15, tiny_llava15
 
-            if cfg.get("model") == "tiny":
+            if cfg.model == "tiny":
                 return tiny_llava15(seed).to(device)
-            return LLaVA15.from_pretrained(cfg["model"], cfg.get("revision"), dtype, device)
+            return LLaVA15.from_pretrained(cfg.model, cfg.revision, dtype, device)
         if name != "clip-flant5":
             from t2ibench.backbones.chat_vlm import ChatVLM, tiny_chat_vlm
 
-            if cfg.get("model") == "tiny":
+            if cfg.model == "tiny":
                 return tiny_chat_vlm(name, seed).to(device)
-            return ChatVLM.from_pretrained(name, cfg["model"], cfg.get("revision"), dtype, device, attention)
+            return ChatVLM.from_pretrained(name, cfg.model, cfg.revision, dtype, device, attention)
         from t2ibench.backbones.clip_flant5 import CLIPFlanT5, tiny_clip_flant5
 
-        if cfg.get("model") == "tiny":
+        if cfg.model == "tiny":
             return tiny_clip_flant5(seed).to(device)
-        return CLIPFlanT5.from_pretrained(
-            cfg["model"], cfg.get("revision"), cfg.get("tokenizer", "google/flan-t5-xxl"), dtype, device
-        )
+        return CLIPFlanT5.from_pretrained(cfg.model, cfg.revision, cfg.tokenizer, dtype, device)
 
     return cached("vqa", key + (seed,), build)
 
 
-def score_native(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequence[str]) -> list[float]:
+def score_native(cfg: VQAConfig | Mapping[str, Any], images: Sequence[Any], texts: Sequence[str]) -> list[float]:
     """VQAScore of each (images[i], texts[i]) with the transformers backend, in batches of ``batch_size``."""
     cfg = resolve_family(cfg)
     model = load(cfg)
-    template, answer, rule = cfg["template"], cfg["answer"], cfg["rule"]
-    batch = max(1, int(cfg.get("batch_size", 8)))
+    template, answer, rule = cfg.template, cfg.answer, cfg.rule
+    batch = max(1, cfg.batch_size)
     out: list[float] = []
     for start in range(0, len(texts), batch):
         questions = [template.format(t) for t in texts[start : start + batch]]
@@ -141,9 +163,12 @@ def score_native(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequence[
     return out
 
 
-def score_t2v_metrics(cfg: Mapping[str, Any], image_paths: Sequence[str], texts: Sequence[str]) -> list[float]:
+def score_t2v_metrics(
+    cfg: VQAConfig | Mapping[str, Any], image_paths: Sequence[str], texts: Sequence[str]
+) -> list[float]:
     """VQAScore through the reference package in its own environment (see the module docstring)."""
-    python = cfg.get("python")
+    cfg = vqa_options(cfg)
+    python = cfg.python
     if not python:
         raise T2IBenchError(
             "vqascore backend t2v_metrics needs evaluator.vqascore.python=<python of an environment with t2v-metrics==3.0>"
@@ -158,7 +183,7 @@ def score_t2v_metrics(cfg: Mapping[str, Any], image_paths: Sequence[str], texts:
                     python,
                     str(entry),
                     "--model",
-                    str(cfg.get("model")),
+                    str(cfg.model),
                     "--request",
                     str(request),
                     "--output",
@@ -167,7 +192,7 @@ def score_t2v_metrics(cfg: Mapping[str, Any], image_paths: Sequence[str], texts:
                 capture_output=True,
                 text=True,
                 env={**os.environ},
-                timeout=float(cfg.get("timeout", 86400)),
+                timeout=cfg.timeout,
             )
         except FileNotFoundError:
             raise T2IBenchError(f"vqascore: the t2v-metrics python {python} does not exist") from None
@@ -184,9 +209,10 @@ def score_t2v_metrics(cfg: Mapping[str, Any], image_paths: Sequence[str], texts:
     return [float(row["score"]) for row in data["scores"]]
 
 
-def scores_for_images(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequence[str]) -> list[float]:
+def scores_for_images(cfg: VQAConfig | Mapping[str, Any], images: Sequence[Any], texts: Sequence[str]) -> list[float]:
     """VQAScore of in-memory PIL images (no run store, no cache): the native backend, or t2v-metrics via temporary PNGs."""
-    if cfg.get("backend", "transformers") == "t2v_metrics":
+    cfg = vqa_options(cfg)
+    if cfg.backend == "t2v_metrics":
         with tempfile.TemporaryDirectory(prefix="t2ibench-vqa-") as folder:
             paths = []
             for i, image in enumerate(images):
@@ -196,14 +222,14 @@ def scores_for_images(cfg: Mapping[str, Any], images: Sequence[Any], texts: Sequ
     return score_native(cfg, images, texts)
 
 
-def vqa_requirements(cfg: Mapping[str, Any]) -> Requirements:
+def vqa_requirements(cfg: VQAConfig | Mapping[str, Any]) -> Requirements:
     """The hub weights of a VQA config: the family's checkpoint, and CLIP-FlanT5's T5 tokenizer."""
     cfg = resolve_family(cfg)
     needs = Requirements()
-    needs.add_weight(cfg.get("model"), cfg.get("revision"))
-    if cfg["family"] == "clip-flant5":
-        needs.add_weight(cfg.get("tokenizer"))
-    if cfg["family"] == "llava" and needs.weights:  # a hub checkpoint's config names the hub tower (mm_vision_tower)
+    needs.add_weight(cfg.model, cfg.revision)
+    if cfg.family == "clip-flant5":
+        needs.add_weight(cfg.tokenizer)
+    if cfg.family == "llava" and needs.weights:  # a hub checkpoint's config names the hub tower (mm_vision_tower)
         from t2ibench.backbones.llava15 import DEFAULT_TOWER
 
         needs.add_weight(DEFAULT_TOWER)
