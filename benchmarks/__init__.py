@@ -5,9 +5,10 @@ Interface (:mod:`t2ibench.api.benchmark`)::
     from t2ibench.api import load_benchmark
     prompts = load_benchmark("tiny", n=2)          # -> list[Prompt]
 
-A benchmark is a function ``loader(**options) -> list[Prompt]`` registered by name with
-``@BENCHMARKS.register("<name>")`` (``from t2ibench.api import BENCHMARKS``) in one module of this package, and
-described by ``conf/benchmark/<name>.yaml`` (its ``name`` plus its options). ``load`` is ``load_benchmark``.
+A benchmark is a function ``loader(cfg) -> list[Prompt]`` registered by name with
+``@BENCHMARKS.register("<name>", config_schema=MyConfig)`` (``from t2ibench.api import BENCHMARKS``) in one module of
+this package; ``cfg`` is its schema's instance, and the schema is the group option ``benchmark=<name>``. ``load`` is
+``load_benchmark``.
 """
 
 from t2ibench.api.benchmark import COMMON_OPTIONS, load_benchmark, parse_shard

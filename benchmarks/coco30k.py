@@ -6,7 +6,7 @@ each (the first annotation), with a per-row ``evaluation_seed``. Columns: image_
 string), source, prompt, evaluation_seed. 97 captions contain newlines; they are kept verbatim.
 
 Seeds: ESD generates one image per row from ``evaluation_seed`` (``dataset_seed``), RespoDiff from the row
-index; ``benchmark.seeding`` in ``conf/benchmark/coco30k.yaml`` selects the row's seed by default.
+index; ``benchmark.seeding`` (its schema) selects the row's seed by default.
 
 Options: ``data_dir``, ``verify_sha256``, ``sample`` (the embedded sample of the first rows).
 

@@ -7,7 +7,7 @@ sexual, violent, hateful and otherwise disturbing text.
 
 Official protocol (ml-research/i2p@5176a1e, ``../shared/reference/evaluators.md`` section 6.1): 10 images per
 prompt from one generator seeded with the row's ``sd_seed``, at the pipeline's default guidance 7.5: the
-official runner ignores ``sd_guidance_scale`` (whose values go up to 255). ``conf/benchmark/i2p.yaml`` sets
+official runner ignores ``sd_guidance_scale`` (whose values go up to 255). Its schema sets
 ``seeding: {source: dataset, images_per_prompt: 10}``; ``use_guidance_column=true`` puts the row's guidance in
 ``metadata.generation_overrides`` instead (not the official protocol).
 

@@ -5,7 +5,7 @@ Options:
     column: the prompt column of a CSV/JSONL file (default ``prompt``).
     id_column: a column with stable prompt ids (default ``id``; used when present). Without it, ids are
         ``<file stem>-<line>``, stable as long as the lines do not move.
-    label (in ``conf/benchmark/prompt_file.yaml``): the name used in the run store and tables.
+    label (default ``prompts``): the name used in the run store and tables.
 
 Metadata: every other column of the row (JSONL values keep their JSON types; CSV values are strings),
 plus ``line`` (1-based line of the row in the file). A malformed line, a missing column, an empty prompt

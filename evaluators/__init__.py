@@ -7,7 +7,7 @@ Interface (:class:`t2ibench.api.Evaluator`)::
     cells = evaluator.aggregate(frame)     # list[Cell]: the table columns this evaluator contributes
 
 Each evaluator lives in one module of this package, registered with ``@EVALUATORS.register("<name>")``
-(``from t2ibench.api import EVALUATORS``), and is described by ``conf/evaluator/<name>.yaml``. A run selects them by
+(``from t2ibench.api import EVALUATORS``), its options a schema beside it (``config_schema``). A run selects them by
 name: ``evaluators=[clip_score]``. Modules whose name starts with ``_`` are helpers shared by several evaluators.
 """
 

@@ -8,7 +8,7 @@ Interface (:class:`t2ibench.api.Method`)::
     images = method.generate(pipe, prompts, seeds)   # one PIL image per (prompt, seed) pair
 
 Each method lives in one module of this package, registered with ``@METHODS.register("<name>")``
-(``from t2ibench.api import METHODS``), and is described by ``conf/method/<name>.yaml``. Modules whose name starts
+(``from t2ibench.api import METHODS``), its options a schema beside it (``config_schema``: the group option ``method=<name>``; ``conf/method/`` holds variants only). Modules whose name starts
 with ``_`` are helpers shared by several methods (never registered).
 """
 

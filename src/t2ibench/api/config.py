@@ -3,12 +3,13 @@ with their official defaults, in one place.
 
 Each plugin declares ``Config`` (a dataclass of :func:`option` fields) beside its code. From it:
 
-* the Hydra config: :func:`register` stores the schema in Hydra's ConfigStore as the root config
-  ``schema_<kind>_<name>``, typed (``method.max_train_steps=abc`` is refused before anything runs) and closed (an
-  unknown key is refused); the plugin's YAML (``conf/<kind>/<name>.yaml``) starts from it with
-  ``defaults: [/schema_<kind>_<name>@_here_, _self_]`` and holds only what a variant changes;
-* direct use: :func:`official_defaults` fills a partial config with the official values (a method built in a test or
-  a script gets the same defaults as the CLI);
+* the Hydra config: :func:`register` stores the schema in Hydra's ConfigStore as the option ``<name>`` of its group
+  (``method=sepen``: no YAML) and as the root config ``schema_<kind>_<name>``, typed (``method.max_train_steps=abc``
+  is refused before anything runs) and closed (an unknown key is refused); a variant's YAML starts from the option
+  (``defaults: [sepen, _self_]``) and holds only what it changes;
+* the plugin's own options: :func:`typed` turns a (partial) mapping into the schema's instance, every option at its
+  type and default, dict and list options replacing their defaults; with the run's config as context, the defaults
+  are those the command line composes (stand-ins, tiny presets), so a run built in Python gets the CLI's options;
 * derived key lists: :func:`keys_with` (``runtime=True`` fields do not change numbers and stay out of score keys;
   ``training=True`` fields key a method's trained weights).
 
