@@ -79,7 +79,9 @@ def test_report_renders_in_headless_chromium(report_path):
         assert errors == []
         assert driver.execute_script("return window.pwned === undefined")  # the prompt's markup never ran
         cells = driver.find_element(By.CSS_SELECTOR, "table.cells").text
-        assert "tiny (stand-in) sd prompts" in cells.replace("\n", " ")  # the label benchmark=prompt_file has (its schema), from the API too
+        assert "tiny (stand-in) sd prompts" in cells.replace(
+            "\n", " "
+        )  # the label benchmark=prompt_file has (its schema), from the API too
         grid = driver.find_element(By.CSS_SELECTOR, "table.grid")
         assert EVIL in grid.text  # shown as text, exactly
         images = grid.find_elements(By.TAG_NAME, "img")
