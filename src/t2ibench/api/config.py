@@ -71,16 +71,6 @@ def _literal(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def official_defaults(schema: type) -> dict[str, Any]:
-    """The official default of every field of ``schema`` as plain values (nested schemas as dicts)."""
-    return as_dict(typed(schema, {}))
-
-
-def is_schema(value: Any) -> bool:
-    """True for a schema class or instance (a dataclass)."""
-    return dataclasses.is_dataclass(value)
-
-
 def _nested_schema(f: dataclasses.Field) -> type | None:
     factory = f.default_factory
     if factory is not dataclasses.MISSING and isinstance(factory, type) and dataclasses.is_dataclass(factory):
@@ -122,13 +112,10 @@ def _fill(node: Any, schema: type, cfg: Mapping[str, Any] | Any, where: str) -> 
 
     from t2ibench.errors import T2IBenchError
 
-    if is_schema(cfg):
+    if dataclasses.is_dataclass(cfg):
         cfg = as_dict(cfg)
-    if not isinstance(cfg, Mapping) and cfg is not None:
-        from omegaconf import OmegaConf
-
-        if not OmegaConf.is_dict(cfg):
-            raise T2IBenchError(f"{where or 'options'} must be a mapping of option names to values, got {cfg!r}")
+    if cfg is not None and not isinstance(cfg, Mapping):  # a DictConfig is a Mapping
+        raise T2IBenchError(f"{where or 'options'} must be a mapping of option names to values, got {cfg!r}")
     fields = {f.name: f for f in dataclasses.fields(schema)}
     prefix = f"{where}." if where else ""
     for key, value in dict(cfg or {}).items():
@@ -137,7 +124,7 @@ def _fill(node: Any, schema: type, cfg: Mapping[str, Any] | Any, where: str) -> 
             raise T2IBenchError(f"unknown option {prefix}{key}; valid: {', '.join(fields)}")
         nested = _nested_schema(f)
         try:
-            if nested is not None and (isinstance(value, Mapping) or is_schema(value)):
+            if nested is not None and (isinstance(value, Mapping) or dataclasses.is_dataclass(value)):
                 _fill(node[f.name], nested, value, f"{prefix}{key}")
             else:
                 node[f.name] = _int_keys(_plain(value), f.type)
