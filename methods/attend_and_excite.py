@@ -156,104 +156,6 @@ class AttendAndExcite(GuidedMethod):
             )
         return out
 
-    def _hook(
-        self,
-        pipe: DiffusionPipeline,
-        capture: CrossAttentionCapture,
-        targets: list[list[int]],
-        n_tokens: list[int],
-        n_steps: int,
-    ) -> Callable:
-        import numpy as np
-        import torch
-
-        scale_range = np.linspace(*[float(v) for v in self.cfg.scale_range], n_steps)
-        scale_factor = self.cfg.scale_factor
-        max_iter = self.cfg.max_iter_to_alter
-        max_tries = self.cfg.max_refinement_steps
-        trace = self.trace
-
-        def emit(maxes: list[Any], losses: Any) -> None:
-            if trace is not None:
-                for m, loss in zip(maxes, losses, strict=True):
-                    trace("max_attention", current_step[0], [float(v) for v in m.detach()])
-                    trace("loss", current_step[0], float(loss.detach()))
-
-        def forward(z: Any, t: Any, cond: Any, rows: Sequence[int] | None = None) -> tuple[Any, list[Any]]:
-            """Losses and a_s of ``z``, the batch's samples ``rows`` (default: all of them)."""
-            capture.maps_of(z, t, cond)  # the official code discards this forward's noise prediction
-            picked = range(len(targets)) if rows is None else rows
-            maxes = self._max_attention(
-                capture, z.shape[0], [targets[r] for r in picked], [n_tokens[r] for r in picked]
-            )
-            losses = torch.stack([ae_loss(m) for m in maxes])
-            emit(maxes, losses)
-            return losses, maxes
-
-        def update(z: Any, losses: Any, mask: Any, step_size: float) -> Any:
-            grad = torch.autograd.grad((losses * mask).sum(), z)[0]
-            if trace is not None:
-                for b in range(z.shape[0]):
-                    if mask[b]:
-                        trace(
-                            "update",
-                            current_step[0],
-                            {
-                                "step_size": step_size,
-                                "loss": float(losses[b].detach()),
-                                "grad_norm": float(grad[b].norm()),
-                            },
-                        )
-            z = (z - step_size * grad * mask.view(-1, 1, 1, 1)).detach()
-            if trace is not None:
-                for b in range(z.shape[0]):
-                    if mask[b]:
-                        trace("updated_latent", current_step[0], z[b : b + 1].clone())
-            return z
-
-        current_step = [0]
-
-        def hook(latents: Any, i: int, t: Any, prompt_embeds: Any) -> Any:
-            refine = i in self.thresholds
-            if i >= max_iter and not refine and trace is None:
-                return latents
-            current_step[0] = i
-            step_size = scale_factor * float(np.sqrt(scale_range[i]))
-            cond = prompt_embeds.detach()
-            with torch.enable_grad():
-                z = latents.detach().requires_grad_(True)
-                losses, maxes = forward(z, t, cond)
-                if refine:
-                    target = max(0.0, 1.0 - self.thresholds[i])
-                    active = losses.detach() > target
-                    if bool(active.any()):
-                        tries = torch.zeros_like(losses, dtype=torch.long)
-                        reuse = self._reuse_first_try
-                        while bool(active.any()):
-                            if reuse:  # the first try's forward is the one just run, on the same latent
-                                reuse = False
-                                emit(maxes, losses)
-                                z = update(z, losses, (active & (losses.detach() != 0)).to(z.dtype), step_size)
-                            else:  # a forward of the samples still refining only (all of them at batch 1)
-                                rows = active.nonzero().flatten().tolist()
-                                sub = z.detach()[rows].requires_grad_(True)
-                                sub_losses, maxes = forward(sub, t, cond[rows], rows)
-                                sub = update(sub, sub_losses, (sub_losses.detach() != 0).to(z.dtype), step_size)
-                                z, losses = z.detach().clone(), losses.detach().clone()
-                                z[rows], losses[rows] = sub, sub_losses.detach()
-                            tries = tries + active.long()
-                            active = active & (losses.detach() > target) & (tries < max_tries)
-                        z = z.detach().requires_grad_(True)
-                        losses, _ = forward(z, t, cond)
-                if i < max_iter:
-                    if trace is not None:
-                        for loss in losses:
-                            trace("loss", i, float(loss.detach()))
-                    z = update(z, losses, (losses.detach() != 0).to(z.dtype), step_size)
-            return z.detach()
-
-        return hook
-
     def make_hook(
         self,
         pipe: DiffusionPipeline,
@@ -264,4 +166,136 @@ class AttendAndExcite(GuidedMethod):
         targets = [self.token_indices(pipe, p) for p in prompts]
         n_tokens = [len(pipe.tokenizer(p.text).input_ids) - 2 for p in prompts]
         pipe.scheduler.set_timesteps(int(generation["num_inference_steps"]))
-        return self._hook(pipe, capture, targets, n_tokens, len(pipe.scheduler.timesteps))
+        loop = _Guidance if self.trace is None else _TracedGuidance
+        return loop(self, capture, targets, n_tokens, len(pipe.scheduler.timesteps))
+
+
+class _Guidance:
+    """The loop-iteration hook of one guided batch (steps 1-6 above), made of the official code's three
+    operations: :meth:`attend` (a forward and a_s), :meth:`losses_of` (L) and :meth:`update_latent`.
+    :class:`_TracedGuidance`, beside it, observes those operations; the algorithm itself records nothing."""
+
+    every_iteration = False  # True: run the cond forward of iterations with nothing to do, as the official code
+
+    def __init__(
+        self,
+        method: AttendAndExcite,
+        capture: CrossAttentionCapture,
+        targets: list[list[int]],
+        n_tokens: list[int],
+        n_steps: int,
+    ):
+        import numpy as np
+
+        self.method, self.capture, self.targets, self.n_tokens = method, capture, targets, n_tokens
+        scale_range = np.linspace(*[float(v) for v in method.cfg.scale_range], n_steps)
+        self.step_sizes = [method.cfg.scale_factor * float(np.sqrt(v)) for v in scale_range]  # alpha_i
+        self.step = 0  # the loop iteration being guided
+
+    def attend(self, z: Any, t: Any, cond: Any, rows: Sequence[int] | None = None, seen: Any = None) -> list[Any]:
+        """a_s of ``z``, the batch's samples ``rows`` (default: all of them), from a forward; or ``seen``, the a_s
+        of the forward just run on the same latent (whose graph the gradient then goes through)."""
+        if seen is not None:
+            return seen
+        self.capture.maps_of(z, t, cond)  # the official code discards this forward's noise prediction
+        picked = range(len(self.targets)) if rows is None else rows
+        return self.method._max_attention(
+            self.capture, z.shape[0], [self.targets[r] for r in picked], [self.n_tokens[r] for r in picked]
+        )
+
+    def losses_of(self, maxes: list[Any]) -> Any:
+        """L of each sample."""
+        import torch
+
+        return torch.stack([ae_loss(m) for m in maxes])
+
+    def update_latent(self, z: Any, losses: Any, mask: Any, step_size: float) -> Any:
+        """z - alpha dL/dz for the samples in ``mask``."""
+        return (z - step_size * self.gradient(z, losses, mask) * mask.view(-1, 1, 1, 1)).detach()
+
+    def gradient(self, z: Any, losses: Any, mask: Any) -> Any:
+        import torch
+
+        return torch.autograd.grad((losses * mask).sum(), z)[0]
+
+    def refine(self, z: Any, t: Any, cond: Any, maxes: list[Any], losses: Any, target: float, step_size: float) -> Any:
+        """Iterative refinement (step 5) from ``z`` with a_s ``maxes`` and L ``losses``: per sample, one gradient
+        step per try while L > ``target``, at most ``max_refinement_steps`` tries; a try forwards only the
+        samples still refining (all of them at batch 1)."""
+        import torch
+
+        active = losses.detach() > target
+        tries = torch.zeros_like(losses, dtype=torch.long)
+        reuse = self.method._reuse_first_try
+        while bool(active.any()):
+            if reuse:  # the first try's forward is the one just run, on the same latent
+                reuse = False
+                losses = self.losses_of(self.attend(z, t, cond, seen=maxes))
+                z = self.update_latent(z, losses, (active & (losses.detach() != 0)).to(z.dtype), step_size)
+            else:
+                rows = active.nonzero().flatten().tolist()
+                sub = z.detach()[rows].requires_grad_(True)
+                sub_losses = self.losses_of(self.attend(sub, t, cond[rows], rows))
+                sub = self.update_latent(sub, sub_losses, (sub_losses.detach() != 0).to(z.dtype), step_size)
+                z, losses = z.detach().clone(), losses.detach().clone()
+                z[rows], losses[rows] = sub, sub_losses.detach()
+            tries = tries + active.long()
+            active = active & (losses.detach() > target) & (tries < self.method.cfg.max_refinement_steps)
+        return z.detach()
+
+    def __call__(self, latents: Any, i: int, t: Any, prompt_embeds: Any) -> Any:
+        import torch
+
+        cfg, thresholds = self.method.cfg, self.method.thresholds
+        refine = i in thresholds
+        if i >= cfg.max_iter_to_alter and not refine and not self.every_iteration:
+            return latents
+        self.step = i
+        step_size = self.step_sizes[i]
+        cond = prompt_embeds.detach()
+        with torch.enable_grad():
+            z = latents.detach().requires_grad_(True)
+            maxes = self.attend(z, t, cond)
+            losses = self.losses_of(maxes)
+            target = max(0.0, 1.0 - thresholds[i]) if refine else 0.0
+            if refine and bool((losses.detach() > target).any()):
+                z = self.refine(z, t, cond, maxes, losses, target, step_size).requires_grad_(True)
+                maxes = self.attend(z, t, cond)
+                self.losses_of(maxes)  # the official refinement returns this L (recorded when traced)
+            if i < cfg.max_iter_to_alter:
+                losses = self.losses_of(maxes)  # the official code computes L once more before the update
+                z = self.update_latent(z, losses, (losses.detach() != 0).to(z.dtype), step_size)
+        return z.detach()
+
+
+class _TracedGuidance(_Guidance):
+    """:class:`_Guidance` observed: every a_s, loss and update goes to the method's ``trace(kind, iteration,
+    payload)`` as the official code would print or compute it (``max_attention``, ``loss``, ``update``,
+    ``updated_latent``); for the parity tests. Same latents as untraced."""
+
+    every_iteration = True
+
+    def attend(self, z: Any, t: Any, cond: Any, rows: Sequence[int] | None = None, seen: Any = None) -> list[Any]:
+        maxes = super().attend(z, t, cond, rows, seen)
+        for m in maxes:
+            self.method.trace("max_attention", self.step, [float(v) for v in m.detach()])
+        return maxes
+
+    def losses_of(self, maxes: list[Any]) -> Any:
+        losses = super().losses_of(maxes)
+        for loss in losses:
+            self.method.trace("loss", self.step, float(loss.detach()))
+        return losses
+
+    def gradient(self, z: Any, losses: Any, mask: Any) -> Any:
+        self._grad = super().gradient(z, losses, mask)
+        return self._grad
+
+    def update_latent(self, z: Any, losses: Any, mask: Any, step_size: float) -> Any:
+        moved = super().update_latent(z, losses, mask, step_size)
+        for b in range(z.shape[0]):
+            if mask[b]:
+                loss, grad_norm = float(losses[b].detach()), float(self._grad[b].norm())
+                self.method.trace("update", self.step, {"step_size": step_size, "loss": loss, "grad_norm": grad_norm})
+                self.method.trace("updated_latent", self.step, moved[b : b + 1].clone())
+        return moved

@@ -210,6 +210,31 @@ def test_refinement_reuses_the_forward_on_the_same_latent(parity_pipe, shared_di
     assert fast_rec.events == official_rec.events
 
 
+def test_the_trace_observes_beside_the_algorithm(parity_pipe, shared_dir):
+    """A&E's trace is an observer of the guidance's operations: traced or not, the same latents, bit for bit;
+    untraced, the forwards of iterations past max_iter_to_alter (which only the trace records) are not run."""
+    meta, tensors, prompt = ae_case(shared_dir, "p1_ref")
+    cfg = {**AE_PARITY_CFG, "thresholds": meta["thresholds"]}
+    calls = [0]
+    hook = parity_pipe.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    runs = {}
+    try:
+        for traced in (False, True):
+            record = Recorder()
+            calls[0] = 0
+            method = AttendAndExcite(cfg, PARITY_GEN, trace=record if traced else None)
+            runs[traced] = (
+                method.guide(parity_pipe, [prompt], tensors["init_latents"], output_type="latent"),
+                calls[0],
+            )
+    finally:
+        hook.remove()
+    assert torch.equal(runs[False][0], runs[True][0])
+    idle = len(parity_pipe.scheduler.timesteps) - AE_PARITY_CFG["max_iter_to_alter"]
+    assert runs[True][1] - runs[False][1] == idle > 0
+    assert [kind for kind, _, _ in record.events].count("max_attention") > 0 and record.steps
+
+
 def test_batched_refinement_forwards_only_the_samples_still_refining(parity_pipe, shared_dir):
     """Batched A&E: each refinement try runs the UNet on the samples still refining only, so a batch costs the
     sample-forwards of its prompts run one by one (plus one: a sample already within the threshold joins the
