@@ -13,7 +13,8 @@ Hydra ConfigStore node, ``t2ibench_evaluators`` (in ``conf/config.yaml``'s defau
 (a ``conf/evaluator/<name>.yaml``, if one is there, is applied on top): a new evaluator is its module, with no line to
 add anywhere else (``evaluators=[a,b]`` selects which run).
 
-``${tiny_preset:OFFICIAL,TINY}`` is OFFICIAL unless the run's model is the tiny random stand-in
+``${t2ibench_data:RELPATH}`` is where a data file or folder lives (an experiment's ``method.image_dir`` of released
+images). ``${tiny_preset:OFFICIAL,TINY}`` is OFFICIAL unless the run's model is the tiny random stand-in
 (``model.source: tiny``), where it is TINY. Method YAMLs use it for the few schedule and training-budget values
 that would make a tiny run take hours (e.g. RespoDiff's 5,000 training iterations), so the official values stay
 the defaults on every real model. A command-line override of the key replaces the interpolation, so it always
@@ -42,6 +43,16 @@ def vqa_checkpoint(name: str) -> str:
     return family(name or "clip-flant5").hub_default
 
 
+def t2ibench_data(relpath: str) -> str:
+    """``${t2ibench_data:genai_bench/images_1600/DALLE_3}``: where that data file or folder is (the data dir when it is
+    there, else the cache that ``t2ibench-data fetch`` fills); see :func:`t2ibench.data_files.data_path`."""
+    from t2ibench.data_files import data_path
+
+    return str(data_path(relpath))
+
+
+if not OmegaConf.has_resolver("t2ibench_data"):
+    OmegaConf.register_new_resolver("t2ibench_data", t2ibench_data)
 if not OmegaConf.has_resolver("tiny_preset"):
     OmegaConf.register_new_resolver("tiny_preset", tiny_preset)
 if not OmegaConf.has_resolver("vqa_checkpoint"):

@@ -1,6 +1,6 @@
 """Imports point down only (README "Layout and extension points", shared/DESIGN.md "Layers"):
 
-    top       cli, runner, plan, report, tables, paper, fetch, data_cli   (finds plugins through the registries)
+    top       cli, runner, plan, report, tables, paper, fetch, data_cli, agreement_cli   (finds plugins through the registries)
     plugins   methods/, evaluators/, benchmarks/                            (one module each, plus _private helpers)
     backbones t2ibench.backbones                                            (shared cached model loaders)
     core      t2ibench.api, seeding, run_store, prompt, models, ...         (everything else under src/t2ibench)
@@ -15,7 +15,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TOP = {"cli", "runner", "plan", "report", "tables", "paper", "fetch", "data_cli"}
+TOP = {"cli", "runner", "plan", "report", "tables", "paper", "fetch", "data_cli", "agreement_cli"}
 PLUGINS = ("methods", "evaluators", "benchmarks")
 
 

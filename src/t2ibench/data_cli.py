@@ -5,6 +5,7 @@
     t2ibench-data fetch --all                  # every file
     t2ibench-data fetch --experiment smoke     # the files the experiment's benchmark needs
     t2ibench-data fetch --all --data-dir DIR   # check a local folder laid out like shared/datasets
+    t2ibench-data fetch genai_bench --only '*images_1600*'   # some files only (zips are extracted beside them)
 
 For cluster nodes without internet: run ``fetch`` where there is internet, then copy the cache folder
 (``$T2IBENCH_CACHE``/datasets, default ``~/.cache/t2ibench/datasets``) or point ``T2IBENCH_DATA_DIR`` at it.
@@ -14,10 +15,11 @@ Exit status 0 when every requested file is present and verified, 2 otherwise (on
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 from collections.abc import Sequence
 
-from t2ibench.data_files import DataFile, resolve
+from t2ibench.data_files import DataFile, extract, resolve
 from t2ibench.errors import T2IBenchError
 
 
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch.add_argument("--all", action="store_true")
     fetch.add_argument("--experiment")
     fetch.add_argument("--data-dir")
+    fetch.add_argument("--only", help="fetch only the files whose path matches this pattern, e.g. '*images_1600*'")
     args = parser.parse_args(argv)
     known = files_by_benchmark()
     try:
@@ -67,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     except T2IBenchError as err:
                         state = f"missing ({str(err).split(':')[0]})"
                     sample = f"\tsample {spec.sample}: {spec.sample_note}" if spec.sample else ""
-                    print(f"{name}\t{spec.relpath}\t{spec.sha256[:12]}\t{state}{sample}")
+                    print(f"{name}\t{spec.relpath}\t{(spec.sha256 or 'unpinned')[:12]}\t{state}{sample}")
             return 0
         names = list(args.benchmarks)
         if args.all:
@@ -85,9 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name}: no data files (defined in t2ibench itself)")
                 continue
             for spec in known[name]:
+                if args.only and not fnmatch.fnmatch(spec.relpath, args.only):
+                    continue
                 try:
                     found = resolve(spec, data_dir=args.data_dir)
                     print(f"{name}: {spec.relpath} ok ({found.path})")
+                    if spec.archive:
+                        print(f"{name}: {spec.relpath} extracted into {extract(found)}")
                 except T2IBenchError as err:
                     failures += 1
                     print(f"t2ibench-data: error: {err}", file=sys.stderr)

@@ -8,7 +8,9 @@ Where a file is looked for, in order:
    (``T2IBENCH_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``), in which case the error says where to put it.
 
 Every file is checked against its sha256 before use; a mismatch stops with an error naming the file
-(``verify_sha256=False`` accepts it with a warning, and the actual hash is what gets recorded).
+(``verify_sha256=False`` accepts it with a warning, and the actual hash is what gets recorded). A file whose
+publisher gives no hash we could check (``sha256=None``: a Hugging Face dataset file at a pinned revision, whose
+bytes were not reachable when it was declared) is accepted with its actual hash recorded, and a warning says so.
 The readers below report malformed content with the file name and line number.
 """
 
@@ -41,10 +43,11 @@ class DataFile:
 
     folder: str
     filename: str
-    sha256: str
+    sha256: str | None  # None: no hash known (the revision in the URL pins it); the actual hash is recorded
     urls: tuple[str, ...]
     sample: str | None = None
     sample_note: str = ""
+    archive: bool = False  # a zip: `t2ibench-data fetch` also extracts it into the folder of its name (see extract)
 
     @property
     def relpath(self) -> str:
@@ -58,6 +61,45 @@ class ResolvedFile:
     path: Path
     sha256: str
     verified: bool
+
+
+def data_path(relpath: str, data_dir: str | Path | None = None) -> Path:
+    """Where the data file or folder ``relpath`` (``genai_bench/images_1600/DALLE_3``) is: under the data dir when it
+    is there, else in the cache (where ``t2ibench-data fetch`` puts it); nothing is downloaded."""
+    root = data_root(data_dir)
+    if root is not None and (root / relpath).exists():
+        return root / relpath
+    return cache_root() / relpath
+
+
+def extract(found: ResolvedFile) -> Path:
+    """The folder a verified zip is extracted into, ``<folder>/<zip stem>/`` beside it, extracted once (into a
+    temporary folder renamed when complete, so an interrupted extraction is never taken for a whole one). A zip whose
+    members all sit in one folder of the zip's own name (``DALLE_3/00001.jpeg`` in ``DALLE_3.zip``) is unwrapped.
+    A member path that would leave the folder (absolute, or with ``..``) stops with an error."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    target = found.path.with_suffix("")
+    if target.is_dir():
+        return target
+    with zipfile.ZipFile(found.path) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        for name in names:
+            if name.startswith(("/", "\\")) or ".." in Path(name).parts:
+                raise T2IBenchError(f"{found.path}: member {name!r} would be written outside its folder")
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            archive.extractall(scratch)
+            inner = scratch / target.name
+            top = {Path(n).parts[0] for n in names}
+            source = inner if top == {target.name} and inner.is_dir() else scratch
+            source.rename(target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    log.info("extracted %s into %s", found.path, target)
+    return target
 
 
 def offline() -> bool:
@@ -79,6 +121,9 @@ def cache_root() -> Path:
 
 def _check(path: Path, spec: DataFile, verify: bool) -> ResolvedFile:
     actual = file_sha256(path)
+    if spec.sha256 is None:
+        log.warning("%s: no sha256 is pinned for %s; using it with its sha256 %s recorded", path, spec.relpath, actual)
+        return ResolvedFile(path, actual, False)
     if actual != spec.sha256:
         if verify:
             raise T2IBenchError(
@@ -121,7 +166,7 @@ def resolve(
     if offline() or not allow_download:
         raise T2IBenchError(
             f"{spec.relpath} is not available offline: put the file at {where}; it can be downloaded from "
-            f"{spec.urls[0] if spec.urls else '(no public URL)'} (sha256 {spec.sha256}), e.g. with `t2ibench-data fetch {spec.folder}`"
+            f"{spec.urls[0] if spec.urls else '(no public URL)'} (sha256 {spec.sha256 or 'not pinned'}), e.g. with `t2ibench-data fetch {spec.folder}`"
         )
     errors = []
     for url in spec.urls:
@@ -131,7 +176,7 @@ def resolve(
             errors.append(f"{url}: {err}")
             continue
         actual = hashlib.sha256(data).hexdigest()
-        if actual != spec.sha256 and verify:
+        if spec.sha256 is not None and actual != spec.sha256 and verify:
             errors.append(f"{url}: sha256 {actual} does not match {spec.sha256}")
             continue
         atomic_write_bytes(cached, data)

@@ -113,6 +113,7 @@ class CellPlan:
     experiment: str
     cache_dir: str | None
     progress: bool
+    jpeg_quality: int | None
     # what selects the cell's images and scores beyond its labels and generation config: the benchmark's n and
     # subset_seed (the shard index is not: shards of one selection are one row), the seeds and the evaluators
     selection: dict[str, Any] = field(default_factory=dict)
@@ -207,6 +208,7 @@ def plan_cell(cfg: Mapping[str, Any]) -> CellPlan:
         experiment=experiment,
         cache_dir=run.cache_dir,
         progress=run.progress,
+        jpeg_quality=run.jpeg_quality,
         selection={
             "n": bench_cfg.get("n"),
             "subset_seed": bench_cfg.get("subset_seed"),

@@ -26,6 +26,7 @@ A *stand-in* cell (the tiny random model, or an evaluator whose backbone is a ti
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
@@ -55,6 +56,8 @@ def open_store(plan: CellPlan, method: Method) -> RunStore:
         "generation": method.effective_generation(None),
         "seeding": plan.seeding,
     }
+    if plan.jpeg_quality is not None and method.needs_pipeline:  # stores of runs without it keep their key
+        gen_config["jpeg_quality"] = plan.jpeg_quality
     return RunStore.open(plan.run_root, plan.labels, gen_config, plan.shard)
 
 
@@ -114,6 +117,18 @@ def image_record(method: Method, context: Mapping[str, Any], item: Item, batch_s
     }
 
 
+def jpeg_round_trip(image: Any, quality: int) -> Any:
+    """``image`` as a JPEG of ``quality`` decodes it (PIL's encoder and its default 4:2:0 subsampling, as
+    ``Image.save(path.jpeg, quality=...)``), in RGB."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
+
+
 def generation_bar(plan: CellPlan, total: int) -> Any:
     """The progress bar of the generate step (fractions of an image as the sampler's steps go)."""
     from tqdm.auto import tqdm
@@ -155,6 +170,8 @@ def generate_missing(plan: CellPlan, store: RunStore, method: Method) -> tuple[l
         nonlocal generated
         if len(images) != len(batch):
             raise RuntimeError(f"method '{plan.method['name']}' returned {len(images)} images for {len(batch)} items")
+        if plan.jpeg_quality is not None and method.needs_pipeline:  # images read from elsewhere are kept as they are
+            images = [jpeg_round_trip(image, plan.jpeg_quality) for image in images]
         samples = [
             (item.prompt, item.key, image, image_record(method, context, item, len(batch)))
             for item, image in zip(batch, images, strict=True)

@@ -35,6 +35,10 @@ class RunConfig:
     root: str = "outputs/runs"  # the run store (images, samples.jsonl, scores/)
     cache_dir: str | None = None  # trained method weights; null = $T2IBENCH_CACHE or ~/.cache/t2ibench, + /trained
     progress: bool = True
+    # a generated image is encoded as JPEG at this quality and decoded again before it is stored and scored: what an
+    # official scorer reading the JPEGs its own script saved sees (GenAI-Bench's generate.py: PIL's default, 75);
+    # null = none (the image as sampled). Part of the run store's key when set.
+    jpeg_quality: int | None = None
 
 
 @dataclass

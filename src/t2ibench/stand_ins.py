@@ -23,6 +23,7 @@ class StandIns:
     q16_clip: str = "tiny"  # a random CLIP whose projection matches the Q16 embeddings
     q16_prompts: str = "tiny"  # seeded random Q16 prompt embeddings (the real ones are a download)
     fid: str = "tiny"  # a random conv net instead of Inception (whose weights are a download)
+    external_images: str = "tiny"  # method=external: the tiny model makes the images instead of reading a folder
     benchmark_sample: bool = True  # large prompt files: the embedded sample of their first public rows
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from t2ibench.agreement import base_metric, skill_cells
 from t2ibench.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from t2ibench.hashing import stable_hash
 from t2ibench.provenance import STAND_IN_FOLDER, stand_in_label
@@ -125,7 +126,8 @@ def metric_spec(metric: str, evaluators: Sequence[str] | None = None) -> MetricS
         spec = EVALUATORS.get(name).spec(metric)
         if spec is not None:
             return spec
-    return None
+    base = base_metric(metric)  # a per-skill column means what its metric means
+    return metric_spec(base, evaluators) if base else None
 
 
 def arrow(spec: MetricSpec | None) -> str:
@@ -213,20 +215,23 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
         keys = [(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"] if (p, int(s)) not in seen]
         seen.update(keys)
         record_keys.append(keys)
+    run_stores = [RunStore(stores[id(record)]) for record in records]
+    record_samples = [store.samples(keys) for store, keys in zip(run_stores, record_keys, strict=True)]
+    every_sample = [sample for samples in record_samples for sample in samples]
     for name in sorted({n for r in records for n in r["evaluators"]}):
         evaluator = EVALUATORS.get(name)(next(r["evaluators"][name] for r in records if name in r["evaluators"]))
         eval_configs[name] = evaluator.eval_config()
         backbones[name] = evaluator.backbones()
-        frames = []
-        for record, keys in zip(records, record_keys, strict=True):
-            store = RunStore(stores[id(record)])
-            samples = store.samples(keys)
-            frames.append(evaluator.current_rows(store.read_scores(name), samples))
+        frames = [
+            evaluator.current_rows(store.read_scores(name), samples)
+            for store, samples in zip(run_stores, record_samples, strict=True)
+        ]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         for cell in evaluator.aggregate(frame):
             cells[cell.metric] = {**cell.to_dict(), "evaluator": name}
-    for record, keys in zip(records, record_keys, strict=True):
-        samples = RunStore(stores[id(record)]).samples(keys)
+        for cell in skill_cells(evaluator.metrics, frame, every_sample):  # GenAI-Bench: per skill (prompt metadata)
+            cells[cell.metric] = {**cell.to_dict(), "evaluator": name}
+    for samples in record_samples:
         n_images += len(samples)
         versions.update(json.dumps(s.get("versions", {}), sort_keys=True) for s in samples)
     row["images"] = n_images
