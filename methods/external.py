@@ -4,7 +4,8 @@ any other cell: ``t2ibench model=external model.name=dalle3 method=external meth
 Layout of ``image_dir``: ``layout`` with the suffix ``.png|.jpg|.jpeg|.webp``; the default ``{prompt_id}/{seed}``
 is the run store's own layout (so the images of another t2ibench store can be re-scored too); ``{prompt_id}`` alone
 reads one image per prompt named by its id, as a leaderboard's released images are (GenAI-Bench: ``00001.jpeg``),
-and the run then has one seed (the image's key in the store). The seeds are the run's (``run.seeds``, or the
+and the run then has one seed (the image's key in the store). On the command line, quote the braces for Hydra:
+``"method.layout='{prompt_id}'"``. The seeds are the run's (``run.seeds``, or the
 dataset's seed keys); an image is copied into the run store as PNG (its sha256 recorded), so the tables, report and
 caches treat it like a generated one. A missing image is an error that names how many are missing and the first
 expected path; with ``allow_missing: true`` the cell holds only the images that exist. No pipeline is loaded

@@ -198,3 +198,147 @@ def test_agreement_over_released_image_cells(compose_cfg, tmp_path):
         assert float(overall[key]) == pytest.approx(expected[key], abs=1e-9)
     skills = (results / "genai_bench_clip_score_clip_score.md").read_text()
     assert "tiny stand-in" in skills and "DALLE_3" in skills and "SDXL_Base" in skills
+
+
+# -- released images, JPEG round trip, archives, per-skill columns -------------------------------------------------
+def _released(folder, prompts, seed=0):
+    """One random JPEG per prompt named by its id, as in a GenAI-Bench zip."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prompt in prompts:
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{prompt.id}.jpeg")
+    return folder
+
+
+def test_external_layout_reads_one_image_per_prompt(compose_cfg, tmp_path):
+    from t2ibench.run_store import RunStore
+    from t2ibench.runner import run_cell
+
+    prompts = benchmarks.load("genai_bench", sample=True)
+    folder = _released(tmp_path / "DALLE_3", prompts)
+    overrides = [
+        "model=external",
+        "model.name=DALLE_3",
+        "method=external",
+        f"method.image_dir={folder}",
+        "method.layout='{prompt_id}'",
+        "benchmark=genai_bench",
+        "benchmark.sample=true",
+        "evaluators=[clip_score]",
+        "evaluator.clip_score.backbone=tiny",
+    ]
+    summary = run_cell(compose_cfg(overrides))
+    store = RunStore(summary["store"])
+    record = store.records()[("00003", 0)]
+    with Image.open(folder / "00003.jpeg") as original:
+        assert np.array_equal(np.asarray(store.load_image(record)), np.asarray(original.convert("RGB")))
+    assert summary["images"] == 8 and record["pipeline"] == "external"
+    with pytest.raises(T2IBenchError, match=r"holds one image per prompt: run one seed"):
+        run_cell(compose_cfg([*overrides, "run.seeds=[0,1]"]))
+    with pytest.raises(T2IBenchError, match=r"method.layout='\{id\}'"):
+        run_cell(compose_cfg([*overrides, "method.layout='{id}'"]))
+    (folder / "00005.jpeg").unlink()
+    with pytest.raises(T2IBenchError, match=r"1 of 8 images are missing, e\.g\. .*DALLE_3/00005\.png"):
+        run_cell(compose_cfg([*overrides, "experiment_name=other", "model.name=SDXL_Base"]))
+
+
+def test_the_tiny_model_stands_in_for_released_images(compose_cfg):
+    """On the tiny flow method=external samples with the tiny model (image_dir: tiny), as the SD baseline would."""
+    from t2ibench.run_store import RunStore
+    from t2ibench.runner import run_cell
+
+    common = ["benchmark=genai_bench", "benchmark.n=2", "generation.num_inference_steps=1"]
+    external = run_cell(compose_cfg(["method=external", *common]))  # model=tiny: its stand_ins say image_dir: tiny
+    baseline = run_cell(compose_cfg(["method=sd", *common]))
+    assert external["images"] == 2 and external["table"]["method"].tolist() == ["external"]
+    ours, theirs = RunStore(external["store"]), RunStore(baseline["store"])
+    for key, record in ours.records().items():
+        assert record["image_sha256"] == theirs.records()[key]["image_sha256"]
+
+
+def test_jpeg_quality_stores_what_the_official_evaluator_reads(compose_cfg):
+    """run.jpeg_quality: the stored image is the sampled one through a JPEG of that quality; the store's key says so,
+    and a run without it keeps the key it always had."""
+    import io
+
+    from t2ibench.run_store import RunStore
+    from t2ibench.runner import run_cell
+
+    common = ["benchmark.n=1", "generation.num_inference_steps=1", "evaluators=[]"]
+    plain = run_cell(compose_cfg(common))
+    jpeg = run_cell(compose_cfg([*common, "run.jpeg_quality=75"]))
+    assert plain["store"] != jpeg["store"]
+    assert "jpeg_quality" not in RunStore(plain["store"]).meta()["generation_config"]
+    ((key, record),) = RunStore(plain["store"]).records().items()
+    sampled = RunStore(plain["store"]).load_image(record)
+    buffer = io.BytesIO()
+    sampled.save(buffer, format="JPEG", quality=75)
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    stored = RunStore(jpeg["store"]).load_image(RunStore(jpeg["store"]).records()[key])
+    assert np.array_equal(np.asarray(stored), expected) and not np.array_equal(expected, np.asarray(sampled))
+
+
+def test_a_zip_is_extracted_once_and_safely(tmp_path):
+    import zipfile
+
+    from t2ibench.data_files import ResolvedFile, data_path, extract
+
+    folder = tmp_path / "genai_bench" / "images_527"
+    folder.mkdir(parents=True)
+    wrapped = folder / "DALLE_3.zip"
+    with zipfile.ZipFile(wrapped, "w") as archive:  # members inside a folder of the zip's own name: unwrapped
+        archive.writestr("DALLE_3/00001.jpeg", b"a")
+        archive.writestr("DALLE_3/00002.jpeg", b"b")
+    target = extract(ResolvedFile(wrapped, "x", False))
+    assert target == folder / "DALLE_3" and sorted(p.name for p in target.iterdir()) == ["00001.jpeg", "00002.jpeg"]
+    assert extract(ResolvedFile(wrapped, "x", False)) == target  # once
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no scratch folder left
+    flat = folder / "SDXL_Base.zip"
+    with zipfile.ZipFile(flat, "w") as archive:
+        archive.writestr("00001.jpeg", b"c")
+    assert (extract(ResolvedFile(flat, "x", False)) / "00001.jpeg").read_bytes() == b"c"
+    evil = folder / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("../outside.jpeg", b"d")
+    with pytest.raises(T2IBenchError, match="would be written outside its folder"):
+        extract(ResolvedFile(evil, "x", False))
+    assert data_path("genai_bench/images_527/DALLE_3", data_dir=tmp_path) == target
+
+
+def test_tables_hold_genai_benchs_per_skill_means(compose_cfg, data_dir, tmp_path):
+    """With the tag file, a cell's table row has <metric>.<skill> for every tag of its prompts and .overall over the
+    tagged prompts, each the mean of its prompts' scores (t2v_metrics' evaluate.py)."""
+    import pandas as pd
+
+    from t2ibench.run_store import RunStore
+    from t2ibench.runner import run_cell
+
+    prompts = benchmarks.load("genai_bench", variant="527", data_dir=str(data_dir))[:6]
+    folder = _released(tmp_path / "DALLE_3", prompts)
+    summary = run_cell(
+        compose_cfg(
+            [
+                "model=external",
+                "model.name=DALLE_3",
+                "method=external",
+                f"method.image_dir={folder}",
+                "method.layout='{prompt_id}'",
+                "method.allow_missing=true",
+                "benchmark=genai_bench",
+                "benchmark.variant=527",
+                f"benchmark.data_dir={data_dir}",
+                "evaluators=[clip_score]",
+                "evaluator.clip_score.backbone=tiny",
+            ]
+        )
+    )
+    scores = RunStore(summary["store"]).read_scores("clip_score").set_index("prompt_id")["clip_score"]
+    table = pd.read_csv(tmp_path / "results" / "stand-ins" / "default" / "table.csv").iloc[0]
+    assert table["clip_score.attribute"] == pytest.approx(scores[["00001", "00002", "00003"]].mean())
+    assert table["clip_score.counting"] == pytest.approx(scores[["00004", "00005"]].mean())
+    assert table["clip_score.basic_n"] == 4
+    assert table["clip_score.overall"] == pytest.approx(scores[["00001", "00002", "00003", "00004", "00005"]].mean())
+    assert table["clip_score"] == pytest.approx(scores.mean())  # every image, tagged or not (00006 has no tag)
+    from t2ibench.tables import metric_spec
+
+    assert metric_spec("clip_score.spatial_relation").higher_is_better is True
