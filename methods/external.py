@@ -123,6 +123,7 @@ class ExternalImages(Method):
                 "(set method.allow_missing=true to score the ones that exist)"
             )
         absent = {(p.id, int(k)) for p, k in missing}
+        self.absent = sorted(absent)  # recorded with the cell, which is then partial
         kept = [Item(i.prompt, i.key, i.key) for i in items if (i.prompt.id, i.key) not in absent]
         if not kept:
             raise T2IBenchError(f"method=external: no images under {self.folder}")

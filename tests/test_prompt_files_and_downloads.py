@@ -167,14 +167,21 @@ def test_download_verifies_and_caches(http_server, tmp_path, monkeypatch):
 def test_data_command_fetch_and_list(shared_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("T2IBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert data_main(["fetch", "--all", "--data-dir", str(shared_dir / "datasets")]) == 0
+    names = ("i2p", "abc6k", "cc500", "attend_and_excite", "coco30k")
+    assert data_main(["fetch", *names, "--data-dir", str(shared_dir / "datasets")]) == 0
     out = capsys.readouterr().out
-    for name in ("i2p", "abc6k", "cc500", "attend_and_excite", "coco30k"):
+    for name in names:
         assert f"{name}: " in out and " ok " in out
+    # --only: some of a benchmark's files (shared/ holds GenAI-Bench's 527 prompts, not its 1,600 files or zips)
+    only = ["fetch", "genai_bench", "--only", "*_527.json", "--data-dir", str(shared_dir / "datasets")]
+    assert data_main([*only[:3], "genai_bench/genai_image_527.json", *only[4:]]) == 0
+    assert "genai_bench/genai_image_527.json ok" in capsys.readouterr().out
+    assert data_main(only) == 2  # the tag file of the 527 set is not in shared/
+    assert "genai_skills_527.json is not available offline" in capsys.readouterr().err
     assert data_main(["fetch", "i2p"]) == 2
     assert "not available offline" in capsys.readouterr().err
     assert data_main(["fetch", "rolebench"]) == 0 and "no data files" in capsys.readouterr().out
     assert data_main(["fetch", "--experiment", "smoke"]) == 0 and "tiny: no data files" in capsys.readouterr().out
     assert data_main(["fetch", "nope"]) == 2 and "valid benchmarks" in capsys.readouterr().err
     assert data_main(["list", "--data-dir", str(shared_dir / "datasets")]) == 0
-    assert capsys.readouterr().out.count("\tok ") == 5
+    assert capsys.readouterr().out.count("\tok ") == 6

@@ -29,7 +29,7 @@ from typing import Any
 
 from t2ibench.atomic import atomic_write_bytes, atomic_write_text
 from t2ibench.errors import T2IBenchError
-from t2ibench.stats import fmt_number
+from t2ibench.stats import fmt_number, paired_bootstrap
 
 COLUMNS = (
     "paper",
@@ -86,17 +86,36 @@ def _decimals(text: str) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
+def _partial(table: Any, model: str, method: str, benchmark: str) -> str | None:
+    """The status of the cell when it is partial (then it is neither compared nor differenced), else None."""
+    from t2ibench.tables import is_complete
+
+    if table is None or not len(table) or "status" not in table.columns:
+        return None
+    match = table[(table["model"] == model) & (table["method"] == method) & (table["benchmark"] == benchmark)]
+    if not len(match) or is_complete(match.iloc[0]):
+        return None
+    return str(match.iloc[0]["status"])
+
+
 def _our_value(table: Any, model: str, method: str, benchmark: str, metric: str) -> float | None:
     if table is None or not len(table) or metric not in table.columns:
         return None
     match = table[(table["model"] == model) & (table["method"] == method) & (table["benchmark"] == benchmark)]
-    if not len(match):
+    if not len(match) or _partial(table, model, method, benchmark):
         return None
     value = match.iloc[0][metric]
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def _reason(table: Any, entry: Mapping[str, str], implemented: set[str]) -> str:
+    cells = [(entry["model"], entry["method"])]
+    if entry["metric"].startswith("gain:"):
+        cells.append((entry["base_model"], entry["base_method"]))
+    for model, method in cells:
+        status = _partial(table, model, method, entry["benchmark"])
+        if status:
+            return f"not compared ({model}/{method} {status})"
     if _row_exists(table, entry):
         return "missing (metric not computed)"
     method = entry["method"]
@@ -281,32 +300,85 @@ def write_comparison(
     return records
 
 
-def write_leaderboard(results_root: str | Path) -> Path | None:
-    """``results/leaderboard.md``: per (benchmark, metric), the rows of every real experiment ranked best first."""
+RESAMPLES = 2000  # paired bootstrap draws (seed 0) behind every interval of the leaderboard and the comparison
+CELL_KEYS = ("model", "method", "benchmark", "config", "selection")
+
+
+def per_image_values(results_dir: str | Path) -> dict[tuple, dict[tuple[str, int], float]]:
+    """(model, method, benchmark, config, selection, metric) -> {(prompt id, seed): value} from a results folder's
+    ``scores.csv`` (written with the tables); empty for a folder without one."""
     import pandas as pd
 
-    from t2ibench.tables import metric_columns, metric_spec
+    path = Path(results_dir) / "scores.csv"
+    if not path.is_file() or not path.stat().st_size:
+        return {}
+    frame = pd.read_csv(path, dtype={"prompt_id": str, "config": str, "selection": str}, keep_default_na=False)
+    out: dict[tuple, dict[tuple[str, int], float]] = {}
+    for row in frame.itertuples(index=False):
+        key = (*(str(getattr(row, k)) for k in CELL_KEYS), row.metric)
+        out.setdefault(key, {})[(row.prompt_id, int(row.seed))] = float(row.value)
+    return out
+
+
+def _cell_key(row: Any, metric: str) -> tuple:
+    return (*(str(row.get(k, "")) for k in CELL_KEYS), metric)
+
+
+def ranked_with_ties(ranked: Any, metric: str, values: Mapping[tuple, Mapping[tuple[str, int], float]]) -> list[dict]:
+    """The rows of ``ranked`` (best first) with a rank each: a row takes the rank of the row above it when their
+    paired difference's interval includes zero (a tie), else its position. ``vs_next``: the paired difference to the
+    next row (None when they share no prompt and seed)."""
+    rows = [row for _, row in ranked.iterrows()]
+    out = []
+    for index, row in enumerate(rows):
+        below = rows[index + 1] if index + 1 < len(rows) else None
+        paired = None
+        if below is not None:
+            mine = values.get((row["experiment"], *_cell_key(row, metric)))
+            theirs = values.get((below["experiment"], *_cell_key(below, metric)))
+            if mine and theirs:
+                paired = paired_bootstrap(mine, theirs, resamples=RESAMPLES)
+        out.append({"row": row, "vs_next": paired})
+    rank = 1
+    for index, entry in enumerate(out):
+        if index and not (out[index - 1]["vs_next"] is not None and not out[index - 1]["vs_next"].significant):
+            rank = index + 1
+        entry["rank"] = rank
+    return out
+
+
+def write_leaderboard(results_root: str | Path) -> Path | None:
+    """``results/leaderboard.md``: per (benchmark, metric), the complete rows of every real experiment ranked best
+    first, with ties where the paired difference is not real (see :func:`ranked_with_ties`)."""
+    import pandas as pd
+
+    from t2ibench.tables import is_complete, metric_columns, metric_spec
 
     results_root = Path(results_root)
-    frames = []
+    frames, values = [], {}
     for path in sorted(results_root.glob("*/table.csv")):
         if path.parent.name == "published" or not path.stat().st_size:
             continue
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={"config": str, "selection": str})
         if "stand_in" in frame.columns:
             frame = frame[~frame["stand_in"].astype(bool)]
         frame = pd.concat(
             [pd.DataFrame({"experiment": [path.parent.name] * len(frame)}), frame.reset_index(drop=True)], axis=1
         )
         frames.append(frame)
+        for key, found in per_image_values(path.parent).items():
+            values[(path.parent.name, *key)] = found
     if not frames:
         return None
     lines = [
         "# Leaderboard",
         "",
-        "Every real experiment's rows ranked per benchmark and metric, best first, in the direction the metric's "
-        "evaluator declares (stated in each heading). Stand-in cells (tiny random models, `results/stand-ins/`) are "
-        "never ranked. Rebuilt after every run from `results/*/table.csv`.",
+        "Every real experiment's complete rows ranked per benchmark and metric, best first, in the direction the "
+        "metric's evaluator declares (stated in each heading). `vs next`: the paired difference to the row below over "
+        f"the prompts and seeds both hold, with its 95% interval (paired bootstrap over prompts, {RESAMPLES} resamples, "
+        "seed 0); where the interval includes zero the two rows are tied and share a rank (`=`). Partial cells (not "
+        "every image of their run) are listed, not ranked; stand-in cells (tiny random models, `results/stand-ins/`) "
+        "are never here. Rebuilt after every run from `results/*/table.csv` and `scores.csv`.",
         "",
     ]
     for frame in frames:
@@ -322,14 +394,121 @@ def write_leaderboard(results_root: str | Path) -> Path | None:
             scored = part[part[metric].notna()] if metric in part else part.iloc[0:0]
             if not len(scored):
                 continue
-            ranked = scored.sort_values(metric, ascending=not spec.higher_is_better, kind="stable")
+            complete = scored[[is_complete(r) for _, r in scored.iterrows()]]
+            partial = scored[[not is_complete(r) for _, r in scored.iterrows()]]
+            ranked = complete.sort_values(metric, ascending=not spec.higher_is_better, kind="stable")
             note = f"; {spec.note}" if spec.note else ""
             lines += [f"## {benchmark}: {metric} ({spec.direction}{note})", ""]
-            lines += ["| rank | method | model | experiment | value |", "|---:|---|---|---|---:|"]
-            for rank, (_, row) in enumerate(ranked.iterrows(), start=1):
+            lines += ["| rank | method | model | experiment | value | vs next |", "|---:|---|---|---|---:|---|"]
+            entries = ranked_with_ties(ranked, metric, values)
+            for index, entry in enumerate(entries):
+                row, paired = entry["row"], entry["vs_next"]
+                tied = any(e["rank"] == entry["rank"] for j, e in enumerate(entries) if j != index)
+                rank = f"={entry['rank']}" if tied else str(entry["rank"])
+                versus = "" if index + 1 == len(entries) else "not paired" if paired is None else paired.text()
                 value = fmt_number(row[metric], 4)
-                lines.append(f"| {rank} | {row['method']} | {row['model']} | {row['experiment']} | {value} |")
+                lines.append(
+                    f"| {rank} | {row['method']} | {row['model']} | {row['experiment']} | {value} | {versus} |"
+                )
+            for _, row in partial.iterrows():
+                lines.append(
+                    f"| – | {row['method']} | {row['model']} | {row['experiment']} | not ranked: {row['status']} | |"
+                )
             lines.append("")
     path = results_root / "leaderboard.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+BASELINE_METHOD = "sd"
+
+
+def write_differences(results_dir: str | Path, stand_in: bool = False) -> Path | None:
+    """``differences.md`` / ``.csv``: every complete cell against the SD baseline cell of its model, benchmark and
+    selection, per per-image metric: the paired difference (cell - baseline) with its 95% interval (paired bootstrap
+    over prompts, :data:`RESAMPLES` resamples, seed 0), marked ``real`` only when the interval excludes zero. Partial
+    cells are listed, not differenced. None (and no file) when the folder has no such pair."""
+    import pandas as pd
+
+    from t2ibench.tables import STAND_IN_BANNER, is_complete
+
+    results_dir = Path(results_dir)
+    table_path = results_dir / "table.csv"
+    md, csv_path = results_dir / "differences.md", results_dir / "differences.csv"
+    values = per_image_values(results_dir)
+    table = pd.read_csv(table_path, dtype={"config": str, "selection": str}) if table_path.is_file() else None
+    records: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    if table is not None and len(table):
+        rows = [row for _, row in table.iterrows()]
+        for row in rows:
+            if row["method"] == BASELINE_METHOD:
+                continue
+            bases = [
+                b
+                for b in rows
+                if b["method"] == BASELINE_METHOD
+                and (b["model"], b["benchmark"], b["selection"]) == (row["model"], row["benchmark"], row["selection"])
+            ]
+            if not bases:
+                continue
+            base = bases[0]
+            label = f"{row['model']} / {row['method']} - {BASELINE_METHOD} ({row['benchmark']})"
+            if not (is_complete(row) and is_complete(base)):
+                skipped.append(
+                    f"{label}: not differenced ({row['status'] if not is_complete(row) else base['status']})"
+                )
+                continue
+            for metric in sorted({k[-1] for k in values if k[:-1] == _cell_key(row, "")[:-1]}):
+                mine, theirs = values.get(_cell_key(row, metric)), values.get(_cell_key(base, metric))
+                paired = paired_bootstrap(mine, theirs, resamples=RESAMPLES) if mine and theirs else None
+                if paired is None:
+                    continue
+                records.append(
+                    {
+                        "model": row["model"],
+                        "method": row["method"],
+                        "baseline": BASELINE_METHOD,
+                        "benchmark": row["benchmark"],
+                        "metric": metric,
+                        "difference": paired.diff,
+                        "ci_low": paired.low,
+                        "ci_high": paired.high,
+                        "real": paired.significant,
+                        "prompts": paired.prompts,
+                        "images": paired.images,
+                        "resamples": paired.resamples,
+                        "seed": paired.seed,
+                    }
+                )
+    if not records and not skipped:
+        md.unlink(missing_ok=True)
+        csv_path.unlink(missing_ok=True)
+        return None
+    lines = [f"# {results_dir.name}: differences against the {BASELINE_METHOD} baseline", ""]
+    if stand_in:
+        lines += [STAND_IN_BANNER, ""]
+    lines += [
+        f"Each cell minus the `{BASELINE_METHOD}` cell of its model, benchmark and selection, over the prompts and "
+        f"seeds both hold; 95% interval from a paired bootstrap over prompts ({RESAMPLES} resamples, seed 0). "
+        "`real`: the interval excludes zero; otherwise the difference is within the noise of these prompts.",
+        "",
+        "| model | method | benchmark | metric | difference [95% interval] | real | prompts |",
+        "|---|---|---|---|---|---|---:|",
+    ]
+    from t2ibench.stats import PairedDifference
+
+    for r in records:
+        shown = PairedDifference(
+            r["difference"], r["ci_low"], r["ci_high"], r["prompts"], r["images"], r["resamples"], r["seed"], 0.95
+        ).text(4)
+        real = "yes" if r["real"] else "no (tie)"
+        lines.append(
+            f"| {r['model']} | {r['method']} | {r['benchmark']} | {r['metric']} | {shown} | {real} | {r['prompts']} |"
+        )
+    lines += ["", *(f"- {line}" for line in skipped)] if skipped else []
+    atomic_write_text(md, "\n".join(lines) + "\n")
+    buffer = io.StringIO()
+    pd.DataFrame(records).to_csv(buffer, index=False)
+    atomic_write_bytes(csv_path, buffer.getvalue().encode("utf-8"))
+    return md

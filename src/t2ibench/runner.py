@@ -233,8 +233,10 @@ def record(
     model: Mapping[str, Any],
     evaluators: Sequence[Evaluator],
     started: float | None = None,
+    absent: Sequence[tuple[str, int]] = (),
 ) -> dict[str, Any]:
-    """Write the cell record (what the tables aggregate) and return it."""
+    """Write the cell record (what the tables aggregate) and return it. ``absent``: (prompt id, seed) of the images
+    the run asked for that the method could not make or read (the cell is then partial)."""
     from t2ibench.tables import write_cell_record
 
     entry = {
@@ -249,6 +251,7 @@ def record(
         "store_from_results": os.path.relpath(store.path.resolve(), Path(plan.results_dir).resolve()),
         "prompt_ids": [p.id for p in prompts_of(items)],
         "seeds": sorted({i.key for i in items}),
+        "absent": [[p, int(k)] for p, k in absent],
         "seeding": plan.seeding,
         "model": dict(model),
         "stand_in": plan.stand_in,
@@ -277,7 +280,7 @@ def run_cell(cfg: Mapping[str, Any], tables: bool = True) -> dict[str, Any]:
     with held_lock(store.path / ".cell.lock", f"the cell {store.path}", log):
         items, generated, model = generate_missing(plan, store, method)
         scored, metrics = score(store, items, evaluators)
-        record(plan, store, items, model, evaluators, wall_start)
+        record(plan, store, items, model, evaluators, wall_start, getattr(method, "absent", ()))
     table = None
     if tables:
         from t2ibench.tables import refresh_results

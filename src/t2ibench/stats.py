@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 
@@ -70,6 +70,60 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     var = sum((v - mean) ** 2 for v in clean) / (n - 1)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * math.sqrt(var / n)
     return mean, mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """The mean over prompts of a - b (each prompt's images averaged over the seeds both cells hold), with a
+    percentile interval from a paired bootstrap over prompts (``resamples`` draws of the prompts with replacement,
+    from a generator seeded with ``seed``)."""
+
+    diff: float
+    low: float
+    high: float
+    prompts: int
+    images: int
+    resamples: int
+    seed: int
+    confidence: float
+
+    @property
+    def significant(self) -> bool:
+        """True when the interval excludes zero: the difference is real at this confidence."""
+        return self.low > 0 or self.high < 0
+
+    def text(self, digits: int = 3) -> str:
+        return (
+            f"{fmt_number(self.diff, digits, signed=True)} "
+            f"[{fmt_number(self.low, digits, signed=True)}, {fmt_number(self.high, digits, signed=True)}]"
+        )
+
+
+def paired_bootstrap(
+    a: Mapping[tuple[str, int], float],
+    b: Mapping[tuple[str, int], float],
+    resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> PairedDifference | None:
+    """The paired difference a - b over the (prompt id, seed) keys both hold (see :class:`PairedDifference`); None
+    when they share no key. NaN values are left out."""
+    import numpy as np
+
+    shared = sorted(k for k in set(a) & set(b) if not (math.isnan(a[k]) or math.isnan(b[k])))
+    if not shared:
+        return None
+    per_prompt: dict[str, list[float]] = {}
+    for key in shared:
+        per_prompt.setdefault(key[0], []).append(a[key] - b[key])
+    diffs = np.array([sum(v) / len(v) for v in per_prompt.values()], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = diffs[rng.integers(0, len(diffs), size=(resamples, len(diffs)))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return PairedDifference(
+        float(diffs.mean()), float(low), float(high), len(diffs), len(shared), resamples, seed, confidence
+    )
 
 
 def mean_cell(metric: str, values: Sequence[float], confidence: float = 0.95) -> Cell:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +216,8 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
         keys = [(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"] if (p, int(s)) not in seen]
         seen.update(keys)
         record_keys.append(keys)
+    evaluators_metrics: dict[str, tuple[str, ...]] = {}
+    per_image: list[tuple[str, int, str, float]] = []
     run_stores = [RunStore(stores[id(record)]) for record in records]
     record_samples = [store.samples(keys) for store, keys in zip(run_stores, record_keys, strict=True)]
     every_sample = [sample for samples in record_samples for sample in samples]
@@ -222,6 +225,7 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
         evaluator = EVALUATORS.get(name)(next(r["evaluators"][name] for r in records if name in r["evaluators"]))
         eval_configs[name] = evaluator.eval_config()
         backbones[name] = evaluator.backbones()
+        evaluators_metrics[name] = tuple(m for m in evaluator.metrics)
         frames = [
             evaluator.current_rows(store.read_scores(name), samples)
             for store, samples in zip(run_stores, record_samples, strict=True)
@@ -231,11 +235,19 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
             cells[cell.metric] = {**cell.to_dict(), "evaluator": name}
         for cell in skill_cells(evaluator.metrics, frame, every_sample):  # GenAI-Bench: per skill (prompt metadata)
             cells[cell.metric] = {**cell.to_dict(), "evaluator": name}
+        for metric in evaluator.metrics:  # per-image values, for paired differences between cells
+            if len(frame) and metric in frame.columns:
+                kept = frame[["prompt_id", "seed", metric]].dropna()
+                per_image += [
+                    (str(p), int(k), metric, float(v))
+                    for p, k, v in zip(kept["prompt_id"], kept["seed"], kept[metric], strict=True)
+                ]
     for samples in record_samples:
         n_images += len(samples)
         versions.update(json.dumps(s.get("versions", {}), sort_keys=True) for s in samples)
     row["images"] = n_images
-    row["status"] = f"partial: {len(missing)} run store(s) not found" if missing else "complete"
+    absent = completeness(records, record_keys, record_samples, cells, evaluators_metrics)
+    row["status"] = status_text(absent, n_images, len(missing))
     provenance = {
         "labels": {k: first["labels"][k] for k in ROW_KEYS},
         "gen_hash": first["gen_hash"],
@@ -250,12 +262,65 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
         "shards": sorted(r.get("shard") or "all" for r in records),
         "missing_stores": sorted(r["store"] for r in missing),
         "images": n_images,
+        "absent": absent,
         "evaluators": eval_configs,
         "evaluator_backbones": backbones,
         "library_versions": [json.loads(v) for v in sorted(versions)],
         "stores": sorted(str(stores[id(r)]) for r in records),
     }
-    return {"row": row, "cells": cells, "stand_in": is_stand_in(first)}, provenance
+    return {"row": row, "cells": cells, "stand_in": is_stand_in(first), "per_image": per_image}, provenance
+
+
+def completeness(
+    records: Sequence[Mapping[str, Any]],
+    record_keys: Sequence[Sequence[tuple[str, int]]],
+    record_samples: Sequence[Sequence[Mapping[str, Any]]],
+    cells: Mapping[str, Mapping[str, Any]],
+    evaluators_metrics: Mapping[str, Sequence[str]],
+) -> dict[str, Any]:
+    """What a cell lacks of what its run asked for: images (a (prompt, seed) of its records without an image, and the
+    images a method could not read, e.g. ``method=external`` with ``allow_missing``), shards that never ran, and
+    per-image metrics scored on fewer images than the cell holds. Empty lists: the cell is complete."""
+    have = {(r["prompt"]["id"], int(r["seed"])) for samples in record_samples for r in samples}
+    lacking = {k for keys in record_keys for k in keys if k not in have}
+    lacking |= {(str(p), int(k)) for r in records for p, k in r.get("absent", [])}
+    images = [list(k) for k in sorted(lacking)]
+    shards = []
+    labels = [r.get("shard") for r in records if r.get("shard")]
+    if labels:
+        parsed = [re.fullmatch(r"shard-(\d+)-of-(\d+)", str(label)) for label in labels]  # run_store.shard_label
+        count = max(int(m.group(2)) for m in parsed if m)
+        present = {int(m.group(1)) for m in parsed if m}
+        if not any(not r.get("shard") for r in records):  # an unsharded record of the selection covers every shard
+            shards = [f"{i}/{count}" for i in range(count) if i not in present]
+    metrics = {}
+    n_images = len(have)
+    for metrics_of in evaluators_metrics.values():
+        for metric in metrics_of:
+            scored = int(cells[metric]["n"]) if metric in cells else 0
+            if scored < n_images:
+                metrics[metric] = scored
+    return {"images": images, "shards": shards, "metrics": metrics, "expected": n_images + len(images)}
+
+
+def status_text(absent: Mapping[str, Any], n_images: int, missing_stores: int = 0) -> str:
+    """``complete``, or ``partial: ...`` saying what is missing (``544 / 553 images``, a shard, a metric's count)."""
+    parts = []
+    if absent["images"]:
+        parts.append(f"{n_images} / {absent['expected']} images")
+    if absent["shards"]:
+        parts.append("shard " + ", ".join(absent["shards"]) + " not run")
+    for metric, scored in absent["metrics"].items():
+        parts.append(f"{metric} on {scored} / {n_images} images")
+    if missing_stores:
+        parts.append(f"{missing_stores} run store(s) not found")
+    return "partial: " + "; ".join(parts) if parts else "complete"
+
+
+def is_complete(row: Mapping[str, Any]) -> bool:
+    """A table row that holds everything its run asked for (rows of older tables, without a status: complete)."""
+    status = row.get("status")
+    return status is None or status != status or str(status) == "complete"
 
 
 def _records(results_dir: Path) -> list[dict[str, Any]]:
@@ -316,7 +381,59 @@ def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
     atomic_write_json(
         results_dir / "provenance.json", {"experiment": title, "rows": provenance, "table_hash": stable_hash(csv_rows)}
     )
+    write_missing(results_dir, title, rows, provenance)
+    per_image = [
+        {
+            **{k: r["row"][k] for k in ROW_KEYS},
+            "config": r["row"]["config"],
+            "selection": r["row"]["selection"],
+            "prompt_id": p,
+            "seed": s,
+            "metric": m,
+            "value": v,
+        }
+        for r in rows
+        for p, s, m, v in r.get("per_image", [])
+    ]
+    columns = [*ROW_KEYS, "config", "selection", "prompt_id", "seed", "metric", "value"]
+    scores = pd.DataFrame(per_image, columns=columns)
+    atomic_write_bytes(results_dir / "scores.csv", scores.to_csv(index=False).encode("utf-8"))
     return frame
+
+
+def write_missing(
+    results_dir: Path, title: str, rows: Sequence[Mapping[str, Any]], provenance: Sequence[Mapping[str, Any]]
+) -> Path | None:
+    """``missing.md``: every partial cell and what it lacks (the first 50 images by key, the shards, the metrics
+    scored on fewer images); removed when every cell is complete. None when nothing is missing."""
+    path = results_dir / "missing.md"
+    partial = [(r, p) for r, p in zip(rows, provenance, strict=True) if not is_complete(r["row"])]
+    if not partial:
+        path.unlink(missing_ok=True)
+        return None
+    lines = [
+        f"# {title}: partial cells",
+        "",
+        "A partial cell is shown as partial in the tables, and the comparison and the leaderboard neither rank it nor "
+        "difference it. Run the cell again to fill it (what exists is kept).",
+        "",
+    ]
+    for r, prov in partial:
+        lines += [f"## {' / '.join(row_label(r['row'], r['stand_in']))}: {r['row']['status']}", ""]
+        absent = prov.get("absent") or {}
+        images = absent.get("images", [])
+        if images:
+            shown = ", ".join(f"{p} seed {s}" for p, s in images[:50])
+            lines.append(f"- images ({len(images)}): {shown}" + (" ..." if len(images) > 50 else ""))
+        if absent.get("shards"):
+            lines.append("- shards not run: " + ", ".join(absent["shards"]))
+        for metric, scored in (absent.get("metrics") or {}).items():
+            lines.append(f"- {metric}: scored on {scored} of the cell's {r['row']['images']} images")
+        for store in prov.get("missing_stores") or []:
+            lines.append(f"- run store not found: {store}")
+        lines.append("")
+    atomic_write_text(path, "\n".join(lines))
+    return path
 
 
 # -- layout ----------------------------------------------------------------------------------------
@@ -523,7 +640,7 @@ def refresh_results(results_dir: str | Path, published: str | Path | None = None
     CSVs; default the checkout's) and, for real cells, the leaderboard, under the results folder's lock (the last of
     concurrent writers sees every cell record). Returns the table frame. The HTML report is :func:`build_report`."""
     from t2ibench.atomic import file_lock
-    from t2ibench.paper import repository_published_dir, write_comparison, write_leaderboard
+    from t2ibench.paper import repository_published_dir, write_comparison, write_differences, write_leaderboard
     from t2ibench.provenance import STAND_IN_FOLDER
 
     results_dir = Path(results_dir)
@@ -532,6 +649,7 @@ def refresh_results(results_dir: str | Path, published: str | Path | None = None
     with file_lock(results_dir / ".lock"):
         table = build_tables(results_dir, results_dir.name)
         write_comparison(results_dir, folder / f"{results_dir.name}.csv", stand_in=stand_in)
+        write_differences(results_dir, stand_in=stand_in)
         if not stand_in:
             write_leaderboard(results_dir.parent)
     return table
