@@ -143,3 +143,23 @@ def compose_cfg(tmp_path):
         return OmegaConf.to_container(compose_config([*base, *overrides]), resolve=True)
 
     return build
+
+
+@pytest.fixture()
+def released_overrides():
+    """``released_overrides(folder, model)``: the overrides of a cell scoring one released image per prompt
+    (``<folder>/<prompt id>.jpeg``) with ``method=external``, model label ``model``, on GenAI-Bench, with a tiny CLIP."""
+
+    def build(folder, model: str = "DALLE_3") -> list[str]:
+        return [
+            "model=external",
+            f"model.name={model}",
+            "method=external",
+            f"method.image_dir={folder}",
+            "method.layout='{prompt_id}'",
+            "benchmark=genai_bench",
+            "evaluators=[clip_score]",
+            "evaluator.clip_score.backbone=tiny",
+        ]
+
+    return build

@@ -163,7 +163,7 @@ def test_a_partial_cell_is_not_compared_with_the_paper():
     assert whole["ours"] == 31.0 and whole["status"] == "ok"
 
 
-def test_partial_cells_say_what_they_lack(compose_cfg, tmp_path):
+def test_partial_cells_say_what_they_lack(compose_cfg, released_overrides, tmp_path):
     """An external cell with an image missing (allow_missing) and a sharded cell with one shard run are partial:
     the table says how much they hold, missing.md lists what is missing; running the other shard completes it."""
     from PIL import Image
@@ -176,25 +176,8 @@ def test_partial_cells_say_what_they_lack(compose_cfg, tmp_path):
     folder.mkdir()
     for prompt in prompts[1:]:  # the first prompt's image is missing
         Image.new("RGB", (32, 32), (10, 20, 30)).save(folder / f"{prompt.id}.jpeg")
-    common = [
-        "benchmark=genai_bench",
-        "benchmark.sample=true",
-        "evaluators=[clip_score]",
-        "evaluator.clip_score.backbone=tiny",
-    ]
-    run_cell(
-        compose_cfg(
-            [
-                "model=external",
-                "model.name=DALLE_3",
-                "method=external",
-                f"method.image_dir={folder}",
-                "method.layout='{prompt_id}'",
-                "method.allow_missing=true",
-                *common,
-            ]
-        )
-    )
+    overrides = [*released_overrides(folder), "benchmark.sample=true", "method.allow_missing=true"]
+    run_cell(compose_cfg(overrides))
     results = tmp_path / "results" / "stand-ins" / "default"
     table = pd.read_csv(results / "table.csv")
     assert table.loc[0, "status"] == "partial: 7 / 8 images"
@@ -202,6 +185,12 @@ def test_partial_cells_say_what_they_lack(compose_cfg, tmp_path):
     missing = (results / "missing.md").read_text()
     assert "DALLE_3 (tiny stand-in) / external / genai_bench: partial: 7 / 8 images" in missing
     assert "00001 seed 0" in missing
+    common = [
+        "benchmark=genai_bench",
+        "benchmark.sample=true",
+        "evaluators=[clip_score]",
+        "evaluator.clip_score.backbone=tiny",
+    ]
     sharded = ["benchmark.n=2", "generation.num_inference_steps=1", "experiment_name=sharded", *common]
     run_cell(compose_cfg([*sharded, "benchmark.shard=0/2"]))
     status = pd.read_csv(tmp_path / "results" / "stand-ins" / "sharded" / "table.csv").loc[0, "status"]

@@ -210,23 +210,13 @@ def _released(folder, prompts, seed=0):
     return folder
 
 
-def test_external_layout_reads_one_image_per_prompt(compose_cfg, tmp_path):
+def test_external_layout_reads_one_image_per_prompt(compose_cfg, released_overrides, tmp_path):
     from t2ibench.run_store import RunStore
     from t2ibench.runner import run_cell
 
     prompts = benchmarks.load("genai_bench", sample=True)
     folder = _released(tmp_path / "DALLE_3", prompts)
-    overrides = [
-        "model=external",
-        "model.name=DALLE_3",
-        "method=external",
-        f"method.image_dir={folder}",
-        "method.layout='{prompt_id}'",
-        "benchmark=genai_bench",
-        "benchmark.sample=true",
-        "evaluators=[clip_score]",
-        "evaluator.clip_score.backbone=tiny",
-    ]
+    overrides = [*released_overrides(folder), "benchmark.sample=true"]
     summary = run_cell(compose_cfg(overrides))
     store = RunStore(summary["store"])
     record = store.records()[("00003", 0)]
@@ -305,7 +295,7 @@ def test_a_zip_is_extracted_once_and_safely(tmp_path):
     assert data_path("genai_bench/images_527/DALLE_3", data_dir=tmp_path) == target
 
 
-def test_tables_hold_genai_benchs_per_skill_means(compose_cfg, data_dir, tmp_path):
+def test_tables_hold_genai_benchs_per_skill_means(compose_cfg, released_overrides, data_dir, tmp_path):
     """With the tag file, a cell's table row has <metric>.<skill> for every tag of its prompts and .overall over the
     tagged prompts, each the mean of its prompts' scores (t2v_metrics' evaluate.py)."""
     import pandas as pd
@@ -315,23 +305,8 @@ def test_tables_hold_genai_benchs_per_skill_means(compose_cfg, data_dir, tmp_pat
 
     prompts = benchmarks.load("genai_bench", variant="527", data_dir=str(data_dir))[:6]
     folder = _released(tmp_path / "DALLE_3", prompts)
-    summary = run_cell(
-        compose_cfg(
-            [
-                "model=external",
-                "model.name=DALLE_3",
-                "method=external",
-                f"method.image_dir={folder}",
-                "method.layout='{prompt_id}'",
-                "method.allow_missing=true",
-                "benchmark=genai_bench",
-                "benchmark.variant=527",
-                f"benchmark.data_dir={data_dir}",
-                "evaluators=[clip_score]",
-                "evaluator.clip_score.backbone=tiny",
-            ]
-        )
-    )
+    options = ["method.allow_missing=true", "benchmark.variant=527", f"benchmark.data_dir={data_dir}"]
+    summary = run_cell(compose_cfg([*released_overrides(folder), *options]))
     scores = RunStore(summary["store"]).read_scores("clip_score").set_index("prompt_id")["clip_score"]
     table = pd.read_csv(tmp_path / "results" / "stand-ins" / "default" / "table.csv").iloc[0]
     assert table["clip_score.attribute"] == pytest.approx(scores[["00001", "00002", "00003"]].mean())
