@@ -198,3 +198,47 @@ def test_partial_cells_say_what_they_lack(compose_cfg, released_overrides, tmp_p
     run_cell(compose_cfg([*sharded, "benchmark.shard=1/2"]))
     status = pd.read_csv(tmp_path / "results" / "stand-ins" / "sharded" / "table.csv").loc[0, "status"]
     assert status == "complete" and not (tmp_path / "results" / "stand-ins" / "sharded" / "missing.md").exists()
+
+
+def test_an_image_an_evaluator_cannot_score_leaves_the_cell_partial_with_the_reason(
+    compose_cfg, released_overrides, tmp_path, monkeypatch
+):
+    from PIL import Image
+
+    from t2ibench import benchmarks
+    from t2ibench.api import EVALUATORS
+    from t2ibench.runner import run_cell
+
+    folder = tmp_path / "released"
+    folder.mkdir()
+    for prompt in benchmarks.load("genai_bench", sample=True):
+        Image.new("RGB", (32, 32), (10, 20, 30)).save(folder / f"{prompt.id}.jpeg")
+    evaluator = EVALUATORS.get("clip_score")
+    original = evaluator.score
+
+    def broken(self, store, records):
+        if any(r["prompt"]["id"] == "00002" for r in records):
+            raise ValueError("cannot decode this image")
+        return original(self, store, records)
+
+    monkeypatch.setattr(evaluator, "score", broken)
+    cfg = compose_cfg([*released_overrides(folder), "benchmark.sample=true"])
+    run_cell(cfg)
+    results = tmp_path / "results" / "stand-ins" / "default"
+    assert pd.read_csv(results / "table.csv").loc[0, "status"] == "partial: clip_score on 7 / 8 images"
+    missing = (results / "missing.md").read_text()
+    assert "clip_score could not score 00002 seed 0: ValueError: cannot decode this image" in missing
+    monkeypatch.setattr(evaluator, "score", original)  # fixed: the next run scores the one image left
+    assert run_cell(cfg)["scored"] == 1
+    assert pd.read_csv(results / "table.csv").loc[0, "status"] == "complete" and not (results / "missing.md").exists()
+
+    def everything_fails(self, store, records):
+        raise RuntimeError("the model is broken")
+
+    monkeypatch.setattr(evaluator, "score", everything_fails)  # not an image's failure: the run stops with it
+    with pytest.raises(RuntimeError, match="the model is broken"):
+        run_cell(
+            compose_cfg(
+                [*released_overrides(folder), "benchmark.sample=true", "experiment_name=x", "model.name=SDXL_Base"]
+            )
+        )

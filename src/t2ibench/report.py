@@ -343,6 +343,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             refresh_results(folder, args.published)
             path = build_report(folder, args.max_prompts)
             log.info("%s: report %s", folder.name, path)
+            missing = folder / "missing.md"
+            if missing.is_file():  # partial cells: what they lack, one line each
+                for line in missing.read_text(encoding="utf-8").splitlines():
+                    if line.startswith("## "):
+                        log.warning("%s: partial cell %s (see %s)", folder.name, line[3:], missing)
     except T2IBenchError as err:
         print(f"t2ibench-report: error: {err}", file=sys.stderr)
         return 2

@@ -288,6 +288,24 @@ class RunStore:
             return pd.DataFrame(columns=SCORE_KEY_COLUMNS)
         return pd.read_csv(path, dtype={"prompt_id": str, "image_sha256": str, "eval_key": str})
 
+    def failures_path(self, evaluator: str) -> Path:
+        return self.scores_dir / f"{evaluator}.failures.jsonl"
+
+    def record_failures(self, evaluator: str, failures: Sequence[Mapping[str, Any]]) -> None:
+        """Append why ``evaluator`` could not score some images (prompt_id, seed, image_sha256, eval_key, error)."""
+        append_lines(self.failures_path(evaluator), [json.dumps(dict(f), sort_keys=True) for f in failures])
+
+    def read_failures(self, evaluator: str) -> dict[tuple[str, int, str, str], str]:
+        """(prompt id, seed, image sha256, eval_key) -> the last recorded reason ``evaluator`` failed on it."""
+        path = self.failures_path(evaluator)
+        out: dict[tuple[str, int, str, str], str] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    f = json.loads(line)
+                    out[(f["prompt_id"], int(f["seed"]), f["image_sha256"], f["eval_key"])] = f["error"]
+        return out
+
     def merge_scores(self, evaluator: str, rows: Any, eval_key: str, eval_config: Mapping[str, Any]) -> Any:
         """Add ``rows`` to the score file under a lock and return the whole file's rows.
 

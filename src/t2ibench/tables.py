@@ -218,6 +218,7 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
         record_keys.append(keys)
     evaluators_metrics: dict[str, tuple[str, ...]] = {}
     per_image: list[tuple[str, int, str, float]] = []
+    failures: list[list[Any]] = []  # (prompt id, seed, evaluator, why) of images an evaluator could not score
     run_stores = [RunStore(stores[id(record)]) for record in records]
     record_samples = [store.samples(keys) for store, keys in zip(run_stores, record_keys, strict=True)]
     every_sample = [sample for samples in record_samples for sample in samples]
@@ -231,6 +232,16 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
             for store, samples in zip(run_stores, record_samples, strict=True)
         ]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        scored = (
+            set(zip(frame["prompt_id"].astype(str), frame["seed"].astype(int), strict=True)) if len(frame) else set()
+        )
+        for store, samples in zip(run_stores, record_samples, strict=True):
+            reasons = store.read_failures(name)
+            for r in samples:
+                image = (r["prompt"]["id"], int(r["seed"]))
+                reason = reasons.get((*image, r["image_sha256"], evaluator.eval_key))
+                if reason and image not in scored:
+                    failures.append([*image, name, reason])
         for cell in evaluator.aggregate(frame):
             cells[cell.metric] = {**cell.to_dict(), "evaluator": name}
         for cell in skill_cells(evaluator.metrics, frame, every_sample):  # GenAI-Bench: per skill (prompt metadata)
@@ -247,6 +258,7 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
         versions.update(json.dumps(s.get("versions", {}), sort_keys=True) for s in samples)
     row["images"] = n_images
     absent = completeness(records, record_keys, record_samples, cells, evaluators_metrics)
+    absent["failures"] = failures
     row["status"] = status_text(absent, n_images, len(missing))
     provenance = {
         "labels": {k: first["labels"][k] for k in ROW_KEYS},
@@ -429,6 +441,8 @@ def write_missing(
             lines.append("- shards not run: " + ", ".join(absent["shards"]))
         for metric, scored in (absent.get("metrics") or {}).items():
             lines.append(f"- {metric}: scored on {scored} of the cell's {r['row']['images']} images")
+        for prompt_id, seed, evaluator, why in (absent.get("failures") or [])[:50]:
+            lines.append(f"- {evaluator} could not score {prompt_id} seed {seed}: {why}")
         for store in prov.get("missing_stores") or []:
             lines.append(f"- run store not found: {store}")
         lines.append("")

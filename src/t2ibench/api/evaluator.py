@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from t2ibench.api.config import as_dict, follows, keys_with, option, typed
 from t2ibench.api.requirements import Requirements
+from t2ibench.errors import T2IBenchError
 from t2ibench.hashing import stable_hash
 from t2ibench.run_store import SCORE_KEY_COLUMNS, RunStore
 from t2ibench.stats import Cell, MetricSpec, mean_cell
@@ -131,9 +132,11 @@ class Evaluator:
             unit="img",
             disable=not todo or not self.cfg.progress,
         )
+        failed = 0
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
-            values = self.score(store, part)
+            part, values = self._score_or_isolate(store, part, key)
+            failed += chunk_len(todo, start, chunk) - len(part)
             rows = [
                 {
                     "prompt_id": r["prompt"]["id"],
@@ -144,12 +147,52 @@ class Evaluator:
                 }
                 for r, v in zip(part, values, strict=True)
             ]
-            existing = store.merge_scores(self.name, rows, key, self.eval_config())
-            progress.update(len(part))
+            if rows:
+                existing = store.merge_scores(self.name, rows, key, self.eval_config())
+            progress.update(chunk_len(todo, start, chunk))
         progress.close()
         if todo:
-            log.info("%s: scored %d new images in %s", self.name, len(todo), store.path)
-        return self.current_rows(existing, samples)
+            log.info("%s: scored %d new images in %s", self.name, len(todo) - failed, store.path)
+        if failed:
+            log.warning(
+                "%s: %d image(s) could not be scored (the reasons: %s); the cell is partial until they are",
+                self.name,
+                failed,
+                store.failures_path(self.name),
+            )
+        return self.current_rows(store.read_scores(self.name), samples)
+
+    def _score_or_isolate(
+        self, store: RunStore, part: list[dict[str, Any]], key: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(records, values) of one chunk. When the chunk's scoring raises, each image is scored alone: those that
+        still raise are recorded with their error (``scores/<name>.failures.jsonl``) and left without a row, so the
+        cell is partial and says why (a failure of every image is the evaluator's, not an image's: it is raised). Alone,
+        an image's forward has no batch neighbours, so its value may differ from a batched one at 1e-7."""
+        try:
+            return part, self.score(store, part)
+        except T2IBenchError:
+            raise
+        except Exception as first:
+            kept, values, failures = [], [], []
+            for record in part:
+                try:
+                    values += self.score(store, [record])
+                    kept.append(record)
+                except Exception as err:  # noqa: BLE001 - recorded with the image, which stays unscored
+                    failures.append(
+                        {
+                            "prompt_id": record["prompt"]["id"],
+                            "seed": int(record["seed"]),
+                            "image_sha256": record["image_sha256"],
+                            "eval_key": key,
+                            "error": f"{type(err).__name__}: {err}",
+                        }
+                    )
+            if not kept:
+                raise first
+            store.record_failures(self.name, failures)
+            return kept, values
 
     def current_rows(self, frame: Any, samples: Sequence[Mapping[str, Any]]) -> Any:
         """Rows under the current key whose image hash is that of the current sample."""
@@ -171,6 +214,11 @@ class Evaluator:
     def aggregate(self, frame: Any) -> list[Cell]:
         """Table cells from per-image rows (default: mean and 95% CI of each of :attr:`metrics`)."""
         return [mean_cell(metric, frame[metric].tolist() if len(frame) else []) for metric in self.metrics]
+
+
+def chunk_len(items: Sequence[Any], start: int, chunk: int) -> int:
+    """How many of ``items`` the chunk at ``start`` holds."""
+    return len(items[start : start + chunk])
 
 
 def _dotted(config: Mapping[str, Any], key: str) -> Any:
