@@ -86,23 +86,26 @@ def _decimals(text: str) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
+def _cell_rows(table: Any, model: str, method: str, benchmark: str) -> Any:
+    """The rows of ``table`` of one (model, method, benchmark) cell (None without a table)."""
+    if table is None or not len(table):
+        return None
+    return table[(table["model"] == model) & (table["method"] == method) & (table["benchmark"] == benchmark)]
+
+
 def _partial(table: Any, model: str, method: str, benchmark: str) -> str | None:
     """The status of the cell when it is partial (then it is neither compared nor differenced), else None."""
     from t2ibench.tables import is_complete
 
-    if table is None or not len(table) or "status" not in table.columns:
-        return None
-    match = table[(table["model"] == model) & (table["method"] == method) & (table["benchmark"] == benchmark)]
-    if not len(match) or is_complete(match.iloc[0]):
+    match = _cell_rows(table, model, method, benchmark)
+    if match is None or not len(match) or "status" not in match.columns or is_complete(match.iloc[0]):
         return None
     return str(match.iloc[0]["status"])
 
 
 def _our_value(table: Any, model: str, method: str, benchmark: str, metric: str) -> float | None:
-    if table is None or not len(table) or metric not in table.columns:
-        return None
-    match = table[(table["model"] == model) & (table["method"] == method) & (table["benchmark"] == benchmark)]
-    if not len(match) or _partial(table, model, method, benchmark):
+    match = _cell_rows(table, model, method, benchmark)
+    if match is None or metric not in match.columns or not len(match) or _partial(table, model, method, benchmark):
         return None
     value = match.iloc[0][metric]
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -124,15 +127,8 @@ def _reason(table: Any, entry: Mapping[str, str], implemented: set[str]) -> str:
 
 
 def _row_exists(table: Any, entry: Mapping[str, str]) -> bool:
-    if table is None or not len(table):
-        return False
-    return bool(
-        (
-            (table["model"] == entry["model"])
-            & (table["method"] == entry["method"])
-            & (table["benchmark"] == entry["benchmark"])
-        ).any()
-    )
+    match = _cell_rows(table, entry["model"], entry["method"], entry["benchmark"])
+    return match is not None and bool(len(match))
 
 
 def compare(published: Sequence[Mapping[str, str]], table: Any, implemented: set[str]) -> list[dict[str, Any]]:
@@ -300,7 +296,7 @@ def write_comparison(
     return records
 
 
-RESAMPLES = 2000  # paired bootstrap draws (seed 0) behind every interval of the leaderboard and the comparison
+RESAMPLES = 2000  # paired bootstrap draws (seed 0) behind every interval of the leaderboard and differences.md
 CELL_KEYS = ("model", "method", "benchmark", "config", "selection")
 
 

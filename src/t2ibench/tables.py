@@ -226,7 +226,7 @@ def _aggregate_group(records: list[dict[str, Any]], results_dir: Path) -> tuple[
         evaluator = EVALUATORS.get(name)(next(r["evaluators"][name] for r in records if name in r["evaluators"]))
         eval_configs[name] = evaluator.eval_config()
         backbones[name] = evaluator.backbones()
-        evaluators_metrics[name] = tuple(m for m in evaluator.metrics)
+        evaluators_metrics[name] = tuple(evaluator.metrics)
         frames = [
             evaluator.current_rows(store.read_scores(name), samples)
             for store, samples in zip(run_stores, record_samples, strict=True)
