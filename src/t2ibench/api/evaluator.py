@@ -160,7 +160,7 @@ class Evaluator:
                 failed,
                 store.failures_path(self.name),
             )
-        return self.current_rows(store.read_scores(self.name), samples)
+        return self.current_rows(existing, samples)
 
     def _score_or_isolate(
         self, store: RunStore, part: list[dict[str, Any]], key: str
