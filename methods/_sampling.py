@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
 
+def baseline_generate(
+    method: Any, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]
+) -> list[Any]:
+    """The SD baseline's ``generate``: :func:`plain_sample` per generation config (prompts with
+    ``generation_overrides`` in their own sub-batches, :meth:`t2ibench.api.Method.by_generation`)."""
+    return method.by_generation(prompts, seeds, lambda ps, ss, gen: plain_sample(pipe, ps, ss, gen))
+
+
 def plain_sample(
     pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed], gen: Mapping[str, Any]
 ) -> list[Any]:

@@ -135,9 +135,9 @@ class ExternalImages(Method):
         from PIL import Image
 
         if self.stand_in:  # the tiny model makes the images, as the SD baseline does
-            from t2ibench.methods._sampling import plain_sample
+            from t2ibench.methods._sampling import baseline_generate
 
-            return self.by_generation(prompts, seeds, lambda ps, ss, gen: plain_sample(pipe, ps, ss, gen))
+            return baseline_generate(self, pipe, prompts, seeds)
         images = []
         for prompt, key in zip(prompts, seeds, strict=True):
             # the runner passes the store keys, not noise seeds

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from t2ibench.api import METHODS, Method
 from t2ibench.api.method import MethodConfig
-from t2ibench.methods._sampling import plain_sample
+from t2ibench.methods._sampling import baseline_generate
 from t2ibench.prompt import Prompt
 from t2ibench.seeding import ImageSeed
 
@@ -46,4 +46,4 @@ class StableDiffusionBaseline(Method):
         self, pipe: DiffusionPipeline, prompts: Sequence[Prompt], seeds: Sequence[int | ImageSeed]
     ) -> list[Any]:
         # Prompts that carry generation_overrides (e.g. I2P's guidance column) are sampled in their own sub-batches.
-        return self.by_generation(prompts, seeds, lambda ps, ss, gen: plain_sample(pipe, ps, ss, gen))
+        return baseline_generate(self, pipe, prompts, seeds)

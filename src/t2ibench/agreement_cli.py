@@ -17,7 +17,6 @@ Cells of models without ratings count in the skill table only. Stand-in cells ar
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -30,40 +29,42 @@ from t2ibench.errors import T2IBenchError
 from t2ibench.stats import fmt_number
 
 log = logging.getLogger(__name__)
-AGREEMENT_COLUMNS = ("pearson", "kendall_tau_b", "pairwise_accuracy", "tie_epsilon", "n")
 
 
 def _cells(results_dir: Path, evaluator_name: str, metric: str) -> list[dict[str, Any]]:
-    """Per GenAI-Bench cell: its labels, whether it is a stand-in, and (prompt id, metadata, score) per image."""
+    """Per GenAI-Bench cell (its shards together, as in the tables): its labels, whether it is a stand-in, and
+    (prompt id, metadata, score) per image."""
     from t2ibench.api import EVALUATORS
     from t2ibench.run_store import RunStore
-    from t2ibench.tables import is_stand_in, store_of
+    from t2ibench.tables import cell_groups, is_stand_in, store_of
 
     cells = []
-    for path in sorted((results_dir / "cells").glob("*.json")):
-        record = json.loads(path.read_text())
-        if record["labels"]["benchmark"] != "genai_bench" or evaluator_name not in record.get("evaluators", {}):
+    for records in cell_groups(results_dir).values():
+        first = records[0]
+        if first["labels"]["benchmark"] != "genai_bench" or evaluator_name not in first.get("evaluators", {}):
             continue
-        where = store_of(record, results_dir)
-        if where is None:
-            log.warning("%s: the run store of %s is not found; left out", results_dir, path.name)
-            continue
-        evaluator = EVALUATORS.get(evaluator_name)(record["evaluators"][evaluator_name])
-        store = RunStore(where)
-        samples = store.samples([(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"]])
-        rows = evaluator.current_rows(store.read_scores(evaluator_name), samples)
-        if len(rows) and metric not in rows.columns:
-            raise T2IBenchError(
-                f"evaluator {evaluator_name} writes no per-image {metric!r}; its columns: "
-                + ", ".join(c for c in rows.columns if c not in ("prompt_id", "seed", "image_sha256", "eval_key"))
-            )
-        meta = {r["prompt"]["id"]: r["prompt"].get("metadata", {}) for r in samples}
-        images = (
-            [(str(p), meta.get(str(p), {}), float(v)) for p, v in zip(rows["prompt_id"], rows[metric], strict=True)]
-            if len(rows)
-            else []
-        )
-        cells.append({"labels": record["labels"], "stand_in": is_stand_in(record), "images": images})
+        evaluator = EVALUATORS.get(evaluator_name)(first["evaluators"][evaluator_name])
+        images = []
+        for record in records:
+            where = store_of(record, results_dir)
+            if where is None:
+                log.warning("%s: the run store %s is not found; its images are left out", results_dir, record["store"])
+                continue
+            store = RunStore(where)
+            samples = store.samples([(p, int(s)) for p in record["prompt_ids"] for s in record["seeds"]])
+            rows = evaluator.current_rows(store.read_scores(evaluator_name), samples)
+            if len(rows) and metric not in rows.columns:
+                raise T2IBenchError(
+                    f"evaluator {evaluator_name} writes no per-image {metric!r}; its columns: "
+                    + ", ".join(c for c in rows.columns if c not in ("prompt_id", "seed", "image_sha256", "eval_key"))
+                )
+            meta = {r["prompt"]["id"]: r["prompt"].get("metadata", {}) for r in samples}
+            if len(rows):
+                images += [
+                    (str(p), meta.get(str(p), {}), float(v))
+                    for p, v in zip(rows["prompt_id"], rows[metric], strict=True)
+                ]
+        cells.append({"labels": first["labels"], "stand_in": is_stand_in(first), "images": images})
     return cells
 
 

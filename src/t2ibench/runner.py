@@ -280,7 +280,7 @@ def run_cell(cfg: Mapping[str, Any], tables: bool = True) -> dict[str, Any]:
     with held_lock(store.path / ".cell.lock", f"the cell {store.path}", log):
         items, generated, model = generate_missing(plan, store, method)
         scored, metrics = score(store, items, evaluators)
-        record(plan, store, items, model, evaluators, wall_start, getattr(method, "absent", ()))
+        record(plan, store, items, model, evaluators, wall_start, method.absent)
     table = None
     if tables:
         from t2ibench.tables import refresh_results

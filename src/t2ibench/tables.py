@@ -352,6 +352,16 @@ def _records(results_dir: Path) -> list[dict[str, Any]]:
     return kept
 
 
+def cell_groups(results_dir: Path) -> dict[tuple, list[dict[str, Any]]]:
+    """The cell records of a results folder grouped into table rows: one group per (labels, generation config,
+    selection), holding the records of its shards."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for record in _records(results_dir):
+        key = (*(record["labels"][k] for k in ROW_KEYS), record["gen_hash"], record.get("selection_hash") or "")
+        groups.setdefault(key, []).append(record)
+    return groups
+
+
 def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
     """Aggregate every cell record under ``results_dir/cells`` and write the tables; returns the CSV frame."""
     import pandas as pd
@@ -360,10 +370,7 @@ def build_tables(results_dir: str | Path, experiment: str | None = None) -> Any:
     removed = remove_stale_temporaries(results_dir)  # of table writes killed before their rename
     if removed:
         log.info("removed %d half-written temporary file(s) of interrupted table writes in %s", removed, results_dir)
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for record in _records(results_dir):
-        key = (*(record["labels"][k] for k in ROW_KEYS), record["gen_hash"], record.get("selection_hash") or "")
-        groups.setdefault(key, []).append(record)
+    groups = cell_groups(results_dir)
     rows, provenance = [], []
     for key in sorted(groups):
         aggregated, prov = _aggregate_group(groups[key], results_dir)

@@ -135,8 +135,9 @@ class Evaluator:
         failed = 0
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
+            size = len(part)
             part, values = self._score_or_isolate(store, part, key)
-            failed += chunk_len(todo, start, chunk) - len(part)
+            failed += size - len(part)
             rows = [
                 {
                     "prompt_id": r["prompt"]["id"],
@@ -149,7 +150,7 @@ class Evaluator:
             ]
             if rows:
                 existing = store.merge_scores(self.name, rows, key, self.eval_config())
-            progress.update(chunk_len(todo, start, chunk))
+            progress.update(size)
         progress.close()
         if todo:
             log.info("%s: scored %d new images in %s", self.name, len(todo) - failed, store.path)
@@ -214,11 +215,6 @@ class Evaluator:
     def aggregate(self, frame: Any) -> list[Cell]:
         """Table cells from per-image rows (default: mean and 95% CI of each of :attr:`metrics`)."""
         return [mean_cell(metric, frame[metric].tolist() if len(frame) else []) for metric in self.metrics]
-
-
-def chunk_len(items: Sequence[Any], start: int, chunk: int) -> int:
-    """How many of ``items`` the chunk at ``start`` holds."""
-    return len(items[start : start + chunk])
 
 
 def _dotted(config: Mapping[str, Any], key: str) -> Any:

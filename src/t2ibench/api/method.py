@@ -85,6 +85,9 @@ class Method:
     config_schema: ClassVar[type] = MethodConfig  # the method's options and their official defaults
     supported_pipelines: ClassVar[tuple[str, ...]] = ()
     needs_pipeline: ClassVar[bool] = True  # False: no model is loaded (images made elsewhere)
+    # (prompt id, store key) of items the run asked for that select_items had to leave out for want of an image
+    # (method=external with allow_missing): recorded with the cell, which is then partial
+    absent: Sequence[tuple[str, int]] = ()
 
     def __init__(self, cfg: Mapping[str, Any] | Any, generation: Mapping[str, Any]):
         # the schema's instance: every option at its type, a partial config completed with the official defaults
